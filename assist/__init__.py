@@ -1,0 +1,1 @@
+"""The guidance engine: pure logic, text and call state in, typed events out."""

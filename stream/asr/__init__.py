@@ -1,0 +1,1 @@
+"""Whisper transcription backends behind one interface, and the scheduler that shares one model."""

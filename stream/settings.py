@@ -1,0 +1,164 @@
+"""The one settings object: built from embedded defaults, an optional TOML file and
+command-line overrides, validated once at start-up and passed down.
+
+Every limit the service enforces (frame sizes, queue sizes, timeouts) is a named
+field here so an operator can see and tune it, and so tests can shrink it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+SUPPORTED_SAMPLE_RATES = (8000, 16000)
+SUPPORTED_ENCODINGS = ("pcm_s16le", "mulaw", "alaw")
+SUPPORTED_LANGUAGES = ("zh", "en")
+ASR_BACKENDS = ("faster-whisper", "openai-whisper")
+
+
+class SettingsError(ValueError):
+    """A setting is invalid; the message names it and says why, in one line."""
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    public_url: str = ""  # how clients reach us, for printed links; derived from host/port when empty
+
+
+@dataclass(frozen=True)
+class LimitSettings:
+    max_frame_bytes: int = 64_000  # one binary websocket frame (2 s of 16 kHz stereo s16)
+    max_control_bytes: int = 16_384  # one JSON text frame
+    start_timeout_s: float = 10.0  # a connection must send `start` within this
+    idle_timeout_s: float = 30.0  # no audio for this long ends the call as disconnected
+    subscriber_queue: int = 1_000  # events buffered per websocket subscriber before it is cut off
+    call_event_log: int = 20_000  # events kept in memory per call for catch-up replay
+    max_concurrent_calls: int = 64
+
+
+@dataclass(frozen=True)
+class EndpointSettings:
+    vad: str = "silero"  # "silero" (ONNX shipped by faster-whisper) or "energy"
+    threshold: float = 0.5  # speech probability that opens an utterance
+    min_speech_ms: int = 250  # shorter bursts are discarded as noise
+    min_silence_ms: int = 400  # trailing silence that closes an utterance
+    pad_ms: int = 200  # audio kept before the first and after the last speech frame
+    max_utterance_s: float = 20.0  # long monologues are split here
+    partial_interval_s: float = 1.5  # at most one partial transcript per leg per interval
+    min_partial_s: float = 1.5  # no partial before the utterance is this long
+
+
+@dataclass(frozen=True)
+class AsrSettings:
+    backend: str = "faster-whisper"
+    model: str = "whisper-base"  # a name from `callassist models list`, or a model folder / .pt file
+    compute_type: str = "int8"
+    cpu_threads: int = 0  # 0: all cores
+    beam_size: int = 1
+    max_new_tokens: int = 160
+    window_padding_s: float = 1.0  # silence appended after an utterance; "full" 30 s windows cost ~3x
+    full_window: bool = False
+    simplify_chinese: bool = True  # Whisper sometimes writes traditional characters; fold to simplified
+    final_queue: int = 64  # utterances waiting for a final transcription, all calls together
+    partial_queue: int = 4  # partial requests waiting; the oldest is dropped first under load
+    model_cache: str = ""  # where assembled model folders live; default ~/.cache/callassist/models
+
+
+@dataclass(frozen=True)
+class Settings:
+    server: ServerSettings = field(default_factory=ServerSettings)
+    limits: LimitSettings = field(default_factory=LimitSettings)
+    endpoint: EndpointSettings = field(default_factory=EndpointSettings)
+    asr: AsrSettings = field(default_factory=AsrSettings)
+    playbook: str = ""  # playbook folder; default: the packaged prompts/
+    default_language: str = "zh"
+
+    def validate(self) -> Settings:
+        s = self
+        _check(0 <= s.server.port <= 65535, "server.port", "must be 0..65535")
+        for f in dataclasses.fields(s.limits):
+            _check(getattr(s.limits, f.name) > 0, f"limits.{f.name}", "must be positive")
+        _check(s.endpoint.vad in ("silero", "energy"), "endpoint.vad", "must be 'silero' or 'energy'")
+        _check(0.0 < s.endpoint.threshold < 1.0, "endpoint.threshold", "must be between 0 and 1")
+        _check(s.endpoint.min_silence_ms >= 100, "endpoint.min_silence_ms", "must be >= 100")
+        _check(s.endpoint.max_utterance_s >= 2.0, "endpoint.max_utterance_s", "must be >= 2")
+        _check(s.endpoint.max_utterance_s <= 29.0, "endpoint.max_utterance_s", "must be <= 29 (Whisper window)")
+        _check(s.asr.backend in ASR_BACKENDS, "asr.backend", f"must be one of {', '.join(ASR_BACKENDS)}")
+        _check(s.asr.beam_size >= 1, "asr.beam_size", "must be >= 1")
+        _check(s.asr.max_new_tokens >= 8, "asr.max_new_tokens", "must be >= 8")
+        _check(s.asr.final_queue >= 1 and s.asr.partial_queue >= 1, "asr.*_queue", "must be >= 1")
+        _check(s.default_language in SUPPORTED_LANGUAGES, "default_language", "must be zh or en")
+        if s.playbook:
+            _check(Path(s.playbook).is_dir(), "playbook", f"{s.playbook} is not a folder")
+        return s
+
+    def model_cache_dir(self) -> Path:
+        if self.asr.model_cache:
+            return Path(self.asr.model_cache)
+        base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+        return Path(base) / "callassist" / "models"
+
+
+def _check(ok: bool, name: str, why: str) -> None:
+    if not ok:
+        raise SettingsError(f"setting {name} {why}")
+
+
+def _build(cls: type[Any], data: dict[str, Any], where: str) -> Any:
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        if key not in known:
+            raise SettingsError(f"unknown setting {where}{key}")
+        default = getattr(cls(), key)
+        if dataclasses.is_dataclass(default):
+            if not isinstance(value, dict):
+                raise SettingsError(f"setting {where}{key} must be a table")
+            kwargs[key] = _build(type(default), value, f"{where}{key}.")
+        else:
+            kwargs[key] = _coerce(value, default, f"{where}{key}")
+    return cls(**kwargs)
+
+
+def _coerce(value: Any, default: Any, name: str) -> Any:
+    if isinstance(default, bool):
+        if isinstance(value, str):
+            if value.lower() in ("1", "true", "yes", "on"):
+                return True
+            if value.lower() in ("0", "false", "no", "off"):
+                return False
+        if isinstance(value, bool):
+            return value
+        raise SettingsError(f"setting {name} must be true or false, got {value!r}")
+    try:
+        return type(default)(value)
+    except (TypeError, ValueError) as exc:
+        raise SettingsError(f"setting {name} must be {type(default).__name__}, got {value!r}") from exc
+
+
+def load_settings(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Settings:
+    """Defaults <- TOML file <- overrides (dotted keys such as ``"asr.backend"``), then validate."""
+    data: dict[str, Any] = {}
+    if path:
+        try:
+            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise SettingsError(f"cannot read settings file {path}: {exc.strerror}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(f"settings file {path} is not valid TOML: {exc}") from exc
+    for dotted, value in (overrides or {}).items():
+        if value is None:
+            continue
+        node = data
+        *parents, leaf = dotted.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = value
+    settings: Settings = _build(Settings, data, "")
+    return settings.validate()
