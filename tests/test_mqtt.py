@@ -1,0 +1,395 @@
+"""MqttPublisher against real Mosquitto brokers: the machine's 127.0.0.1:1883 and, for
+the outage tests, private brokers started on free ports so they can be stopped,
+frozen and restarted without disturbing anything else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import aiomqtt
+import pytest
+
+from assist.events import (
+    ComplianceWarning,
+    Event,
+    EventBody,
+    Suggestion,
+    SuggestionItem,
+    TranscriptFinal,
+    TranscriptPartial,
+)
+from stream.mqtt import MqttPublisher, topic_for
+
+MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+SHARED_HOST, SHARED_PORT = "127.0.0.1", 1883
+RECEIVE_TIMEOUT_S = 20.0
+
+
+def _shared_broker_up() -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex((SHARED_HOST, SHARED_PORT)) == 0
+
+
+needs_shared_broker = pytest.mark.skipif(not _shared_broker_up(), reason="no Mosquitto on 127.0.0.1:1883")
+needs_mosquitto = pytest.mark.skipif(not os.path.exists(MOSQUITTO), reason="mosquitto binary not installed")
+
+
+# -- event fixtures -----------------------------------------------------------------------------
+
+
+def _body(i: int) -> EventBody:
+    """A realistic mix: partials, finals, suggestions and warnings, by position."""
+    utt = f"u{i // 4}"
+    match i % 4:
+        case 0:
+            return TranscriptPartial("customer", utt, f"我最近失业了 {i}", "zh", 1.0, 2.0)
+        case 1:
+            return TranscriptFinal("customer", utt, f"我最近失业了，还不上 {i}", "zh", 1.0, 2.5, 120.0)
+        case 2:
+            return Suggestion(utt, "empathy", (SuggestionItem("听起来这几个月确实不容易。", "hardship"),))
+        case _:
+            return ComplianceWarning(
+                utt,
+                "agent",
+                "overbearing",
+                "minor",
+                "没得商量",
+                "ultimatum",
+                "我们可以一起看看方案。",
+                "",
+                0.9,
+            )
+
+
+def _event(call_id: str, seq: int) -> Event:
+    return Event(call_id=call_id, seq=seq, ts=time.time(), body=_body(seq))
+
+
+def _is_partial(seq: int) -> bool:
+    return seq % 4 == 0
+
+
+# -- brokers ------------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class PrivateBroker:
+    """A Mosquitto on a free port with persistence, so that a subscriber's session and
+    its queued QoS 1 messages survive a stop/restart on the same port."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.port = _free_port()
+        self.workdir = workdir
+        self.proc: subprocess.Popen[bytes] | None = None
+        (workdir / "data").mkdir(exist_ok=True)
+        self.conf = workdir / "mosquitto.conf"
+        self.conf.write_text(
+            f"listener {self.port} 127.0.0.1\n"
+            "allow_anonymous true\n"
+            "persistence true\n"
+            f"persistence_location {workdir / 'data'}/\n"
+            "max_queued_messages 10000\n"
+            f"log_dest file {workdir / 'mosquitto.log'}\n"
+        )
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen([MOSQUITTO, "-c", str(self.conf)], stdout=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return
+            time.sleep(0.02)
+        raise RuntimeError("private mosquitto did not start")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
+            self.proc.terminate()  # SIGTERM: mosquitto saves its persistence file
+            self.proc.wait(10)
+        self.proc = None
+
+    def freeze(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGCONT)
+
+
+@pytest.fixture
+def private_broker(tmp_path: Path) -> Iterator[PrivateBroker]:
+    if not os.path.exists(MOSQUITTO):
+        pytest.skip("mosquitto binary not installed")
+    broker = PrivateBroker(tmp_path)
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+class Collector:
+    """A subscriber that rides out broker restarts with a persistent session
+    (clean_session=False), recording (topic, payload dict) in arrival order."""
+
+    def __init__(self, port: int, topic: str) -> None:
+        self.port = port
+        self.topic = topic
+        self.identifier = f"test-sub-{uuid.uuid4().hex[:8]}"
+        self.received: list[dict[str, object]] = []
+        self.ready = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                async with aiomqtt.Client(
+                    "127.0.0.1", self.port, identifier=self.identifier, clean_session=False, timeout=2
+                ) as client:
+                    await client.subscribe(self.topic, qos=1)
+                    self.ready.set()
+                    async for message in client.messages:
+                        assert isinstance(message.payload, bytes)
+                        self.received.append(json.loads(message.payload))
+            except aiomqtt.MqttError:
+                await asyncio.sleep(0.05)
+
+    async def start(self) -> None:
+        self.task = asyncio.create_task(self._loop())
+        await asyncio.wait_for(self.ready.wait(), 10)
+
+    async def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+
+    def seqs(self) -> list[int]:
+        return [int(str(m["seq"])) for m in self.received]
+
+    def deduped(self) -> list[int]:
+        seen: set[int] = set()
+        out: list[int] = []
+        for seq in self.seqs():
+            if seq not in seen:
+                seen.add(seq)
+                out.append(seq)
+        return out
+
+    async def wait_for(self, want: set[int], timeout: float = RECEIVE_TIMEOUT_S) -> None:
+        deadline = time.monotonic() + timeout
+        while not want <= set(self.seqs()):
+            if time.monotonic() > deadline:
+                missing = sorted(want - set(self.seqs()))
+                raise AssertionError(f"missing seqs {missing[:20]} (of {len(missing)})")
+            await asyncio.sleep(0.05)
+
+
+@contextlib.asynccontextmanager
+async def collecting(port: int, topic: str) -> AsyncIterator[Collector]:
+    collector = Collector(port, topic)
+    await collector.start()
+    try:
+        yield collector
+    finally:
+        await collector.stop()
+
+
+def _publisher(port: int, tenant: str, **limits: Any) -> MqttPublisher:
+    return MqttPublisher("127.0.0.1", port, tenant=tenant, client_id=f"pub-{tenant}", **limits)
+
+
+def _tenant() -> str:
+    return f"t{uuid.uuid4().hex[:10]}"
+
+
+# -- tests --------------------------------------------------------------------------------------
+
+
+def test_topic_for_names_and_refuses_wildcards() -> None:
+    assert topic_for("acme", "c-1", "events") == "callassist/acme/calls/c-1/events"
+    assert topic_for("acme", "c-1", "state") == "callassist/acme/calls/c-1/state"
+    for bad in ("", "a/b", "a+", "#", "x\x00"):
+        with pytest.raises(ValueError):
+            topic_for("acme", bad, "events")
+        with pytest.raises(ValueError):
+            topic_for(bad, "c-1", "events")
+
+
+@needs_shared_broker
+async def test_every_event_arrives_in_order() -> None:
+    tenant, call_id, n = _tenant(), "call-order", 300
+    async with collecting(SHARED_PORT, f"callassist/{tenant}/calls/+/events") as sub:
+        async with _publisher(SHARED_PORT, tenant, buffer_limit=1000) as pub:
+            for seq in range(1, n + 1):
+                pub.publish_event(_event(call_id, seq))
+            await sub.wait_for(set(range(1, n + 1)))
+            assert pub.stats()["connected"] is True
+        assert sub.seqs() == list(range(1, n + 1))  # no outage: in order and no duplicates
+        first = sub.received[1]
+        assert first == _event(call_id, 2).to_dict() | {"ts": first["ts"]}
+        stats = pub.stats()
+        assert stats["published"] == n and stats["buffered"] == 0
+        assert stats["dropped_partials"] == stats["dropped_other"] == 0
+
+
+@needs_shared_broker
+async def test_state_is_retained_newest_only() -> None:
+    tenant = _tenant()
+    topic = topic_for(tenant, "call-state", "state")
+    async with _publisher(SHARED_PORT, tenant, buffer_limit=10) as pub:
+        for stage in ("opening", "empathy", "inquiry"):
+            pub.publish_state("call-state", {"call_id": "call-state", "stage": stage, "status": "live"})
+    assert pub.stats()["states_published"] >= 1 and pub.stats()["states_pending"] == 0
+    try:
+        async with aiomqtt.Client(SHARED_HOST, SHARED_PORT, timeout=5) as late:
+            await late.subscribe(topic, qos=1)
+            message = await asyncio.wait_for(anext(aiter(late.messages)), 5)
+            assert message.retain is True
+            assert isinstance(message.payload, bytes)
+            assert json.loads(message.payload)["stage"] == "inquiry"
+    finally:
+        async with aiomqtt.Client(SHARED_HOST, SHARED_PORT, timeout=5) as cleaner:
+            await cleaner.publish(topic, b"", qos=1, retain=True)  # empty retained payload clears it
+
+
+@needs_shared_broker
+async def test_overflow_drops_partials_first_then_oldest() -> None:
+    tenant, call_id = _tenant(), "call-overflow"
+    async with collecting(SHARED_PORT, f"callassist/{tenant}/calls/+/events") as sub:
+        pub = _publisher(SHARED_PORT, tenant, buffer_limit=8)
+        # Held before start(): the same code path as a broker outage, but deterministic.
+        for seq in range(1, 21):  # 5 partials, 15 others
+            pub.publish_event(_event(call_id, seq))
+        stats = pub.stats()
+        assert stats["buffered"] == 8
+        assert stats["dropped_partials"] == 5  # every partial went before any other event
+        assert stats["dropped_other"] == 20 - 8 - 5  # then the oldest non-partials
+        kept = [s for s in range(1, 21) if not _is_partial(s)][-8:]
+        # A partial arriving at a full buffer with no partial held is itself dropped.
+        pub.publish_event(_event(call_id, 24))
+        assert pub.stats()["dropped_partials"] == 6 and pub.stats()["buffered"] == 8
+        async with pub:
+            await sub.wait_for(set(kept))
+            await asyncio.sleep(0.2)
+        assert sub.seqs() == kept
+
+
+@needs_mosquitto
+async def test_broker_restart_loses_no_final_warning_or_suggestion(private_broker: PrivateBroker) -> None:
+    tenant, call_id = _tenant(), "call-restart"
+    async with collecting(private_broker.port, f"callassist/{tenant}/calls/+/events") as sub:
+        async with _publisher(
+            private_broker.port, tenant, buffer_limit=500, reconnect_min_s=0.1, reconnect_max_s=0.5
+        ) as pub:
+            seq = 0
+            slowest = 0.0
+
+            async def stream(count: int, pace_s: float) -> None:
+                nonlocal seq, slowest
+                for _ in range(count):
+                    seq += 1
+                    t0 = time.perf_counter()
+                    pub.publish_event(_event(call_id, seq))
+                    slowest = max(slowest, time.perf_counter() - t0)
+                    await asyncio.sleep(pace_s)
+
+            await stream(40, 0.005)
+            await sub.wait_for(set(range(1, 41)))
+
+            # Stop the broker mid-stream: the call side keeps going without waiting.
+            stopper = asyncio.create_task(asyncio.to_thread(private_broker.stop))
+            await stream(40, 0.005)
+            await stopper
+            await stream(80, 0.002)
+            await asyncio.sleep(0.3)
+            during = pub.stats()
+            assert during["connected"] is False
+            assert during["buffered"] > 0
+            # Structural (publish_event is synchronous); the bound only has to be far below
+            # any broker wait (connect/ack timeouts) while tolerating a busy shared CPU.
+            assert slowest < 0.05, f"publish_event blocked for {slowest * 1000:.1f} ms"
+
+            private_broker.start()  # same port, persisted sessions
+            await stream(40, 0.005)
+            want = {s for s in range(1, seq + 1) if not _is_partial(s)}
+            await sub.wait_for(want)
+            after = pub.stats()
+            assert after["reconnects"] >= 1 and after["connected"] is True
+            assert after["dropped_partials"] == after["dropped_other"] == 0
+        got = [s for s in sub.deduped() if not _is_partial(s)]
+        assert got == sorted(want)  # every non-partial, in order once deduplicated by seq
+
+
+@needs_mosquitto
+async def test_unacknowledged_events_are_resent_after_a_frozen_broker(private_broker: PrivateBroker) -> None:
+    """A broker that stops answering (SIGSTOP) leaves publishes unacknowledged; they
+    must be re-sent on the next connection rather than counted as delivered."""
+    tenant, call_id = _tenant(), "call-freeze"
+    async with collecting(private_broker.port, f"callassist/{tenant}/calls/+/events") as sub:
+        async with _publisher(
+            private_broker.port,
+            tenant,
+            buffer_limit=500,
+            reconnect_min_s=0.1,
+            reconnect_max_s=0.3,
+            ack_timeout_s=0.5,
+            connect_timeout_s=0.5,
+        ) as pub:
+            for seq in range(1, 11):
+                pub.publish_event(_event(call_id, seq))
+            await sub.wait_for(set(range(1, 11)))
+            private_broker.freeze()
+            try:
+                for seq in range(11, 41):
+                    pub.publish_event(_event(call_id, seq))
+                await asyncio.sleep(1.5)  # past ack_timeout_s: the connection is given up
+                assert pub.stats()["connected"] is False
+                assert pub.stats()["buffered"] == 30  # nothing acknowledged, nothing lost
+            finally:
+                private_broker.thaw()
+            await sub.wait_for(set(range(1, 41)))
+            assert pub.stats()["reconnects"] >= 1
+        assert sub.deduped() == list(range(1, 41))
+
+
+async def test_no_broker_never_blocks_or_raises() -> None:
+    port = _free_port()  # nothing listens here
+    pub = _publisher(port, "acme", buffer_limit=50, reconnect_min_s=0.05, reconnect_max_s=0.1)
+    await pub.start()
+    t0 = time.perf_counter()
+    for seq in range(1, 201):
+        pub.publish_event(_event("call-x", seq))
+    pub.publish_event(Event("bad/id", 1, 0.0, _body(1)))  # refused, counted, not raised
+    pub.publish_state("call-x", {"stage": "opening"})
+    assert time.perf_counter() - t0 < 0.1
+    await asyncio.sleep(0.3)
+    stats = pub.stats()
+    assert stats["connected"] is False and stats["buffered"] == 50
+    assert stats["dropped_partials"] == 50  # all 50 partials went first
+    assert stats["dropped_other"] == 200 - 50 - 50 + 1
+    t0 = time.perf_counter()
+    await pub.aclose()
+    assert time.perf_counter() - t0 < 1.0  # closing with the broker down does not hang
