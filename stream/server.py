@@ -1,0 +1,260 @@
+"""The HTTP/websocket service: native audio ingest and live event streams.
+
+Routes (documented in the README):
+
+- ``GET  /healthz``                       liveness, call count, ASR queue figures
+- ``WS   /v1/ingest``                     a call's audio (protocol in :mod:`stream.protocol`)
+- ``WS   /v1/calls/{call_id}/events``     a call's events: replay ``since=N`` then live
+- ``GET  /v1/calls``                      live and recently ended calls
+
+All per-process state lives on the :class:`Service` object, not in module
+globals, so several services can run side by side (tests do).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from typing import Any
+
+from aiohttp import WSCloseCode, WSMsgType, web
+
+from stream.asr.scheduler import AsrScheduler
+from stream.bus import CallLog, SubscriberTooSlow
+from stream.calls import CallHandle, CallManager, CallRejected
+from stream.pipeline import Services
+from stream.protocol import (
+    Audio,
+    IngestProtocol,
+    MetadataUpdate,
+    ProtocolViolation,
+    Started,
+    StartInfo,
+    Stopped,
+)
+from stream.session import CallParams, CallSession
+from stream.settings import Settings
+
+log = logging.getLogger(__name__)
+
+WS_MAX_MESSAGE_FACTOR = 4
+"""aiohttp's own hard cap is this multiple of ``limits.max_frame_bytes``, so frames a
+little over the named limit still reach the protocol and get a proper error event."""
+
+SUBSCRIBER_HEARTBEAT_S = 20.0
+CLOSE_TRY_AGAIN_LATER = 1013
+
+
+class Service:
+    def __init__(self, settings: Settings, services: Services) -> None:
+        self.settings = settings
+        self.services = services
+        self.scheduler = AsrScheduler(
+            services.transcriber,
+            final_queue=settings.asr.final_queue,
+            partial_queue=settings.asr.partial_queue,
+        )
+        self.calls = CallManager(settings, services, self.scheduler)
+        self.registry = self.calls.registry
+        self.started = time.time()
+
+    # -- lifecycle -------------------------------------------------------
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/healthz", self.healthz)
+        app.router.add_get("/v1/ingest", self.ingest)
+        app.router.add_get("/v1/calls", self.list_calls)
+        app.router.add_get("/v1/calls/{call_id}/events", self.call_events)
+        app.on_startup.append(self._on_startup)
+        app.on_shutdown.append(self._on_shutdown)
+        return app
+
+    async def _on_startup(self, _app: web.Application) -> None:
+        await self.scheduler.start()
+
+    async def _on_shutdown(self, _app: web.Application) -> None:
+        await self.calls.shutdown()
+        await self.scheduler.aclose()
+
+    # -- plain HTTP ------------------------------------------------------
+    async def healthz(self, _request: web.Request) -> web.Response:
+        return web.json_response(
+            {
+                "status": "ok",
+                "live_calls": len(self.registry),
+                "uptime_s": round(time.time() - self.started, 1),
+                "asr": self.scheduler.stats(),
+            }
+        )
+
+    async def list_calls(self, _request: web.Request) -> web.Response:
+        return web.json_response({"calls": [self.summary(e.session) for e in self.registry.live_calls()]})
+
+    def summary(self, session: CallSession) -> dict[str, Any]:
+        state = session.guide_state()
+        md = session.metadata
+        return {
+            "call_id": session.call_id,
+            "agent_name": md.get("agent_name"),
+            "customer_name": md.get("customer_name"),
+            "language": session.language,
+            "started_at": session.started_at,
+            "status": "ended" if session.ended else "live",
+            "duration": round(session.duration, 1),
+            "stage": state.get("stage"),
+            "warnings": state.get("warnings", {"critical": 0, "major": 0, "minor": 0}),
+        }
+
+    # -- ingest ----------------------------------------------------------
+    async def ingest(self, request: web.Request) -> web.WebSocketResponse:
+        limits = self.settings.limits
+        ws = web.WebSocketResponse(max_msg_size=limits.max_frame_bytes * WS_MAX_MESSAGE_FACTOR)
+        await ws.prepare(request)
+        proto = IngestProtocol(limits)
+        handle: CallHandle | None = None
+        reason = "disconnected"
+        timeout = limits.start_timeout_s
+        try:
+            while not ws.closed:
+                try:
+                    msg = await ws.receive(timeout=timeout)
+                except TimeoutError:
+                    what = "no start frame" if handle is None else "no audio"
+                    await self._reject(
+                        ws, handle, "timeout", f"{what} within {timeout:g} s", WSCloseCode.POLICY_VIOLATION
+                    )
+                    reason = "timeout"
+                    break
+                if msg.type == WSMsgType.TEXT:
+                    events = proto.receive_text(msg.data)
+                elif msg.type == WSMsgType.BINARY:
+                    events = proto.receive_bytes(msg.data)
+                elif msg.type == WSMsgType.ERROR:
+                    reason = "error"
+                    await self._reject(
+                        ws,
+                        handle,
+                        "message_too_big",
+                        str(ws.exception() or "bad frame"),
+                        WSCloseCode.MESSAGE_TOO_BIG,
+                    )
+                    break
+                else:  # CLOSE / CLOSING / CLOSED: the client went away; keep the resamplers' tails
+                    events = [ev for ev in proto.receive_eof() if isinstance(ev, Audio)]
+                for ev in events:
+                    if isinstance(ev, Started):
+                        try:
+                            handle = await self.calls.open(_params(ev.info))
+                        except CallRejected as exc:
+                            reason = "error"
+                            await self._reject(ws, None, exc.code, str(exc), WSCloseCode.POLICY_VIOLATION)
+                            break
+                        await self._ack(ws, handle.call_id)
+                        timeout = limits.idle_timeout_s
+                    elif isinstance(ev, Audio) and handle is not None:
+                        await handle.feed(ev.legs)
+                    elif isinstance(ev, MetadataUpdate) and handle is not None:
+                        handle.update_metadata(ev.metadata)
+                    elif isinstance(ev, Stopped):
+                        reason = "stop"
+                    elif isinstance(ev, ProtocolViolation):
+                        if ev.fatal:
+                            reason = "error"
+                            await self._reject(ws, handle, ev.code, ev.message, ev.close_code)
+                            break
+                        await self._send_error(ws, handle, ev.code, ev.message, fatal=False)
+                if reason in ("stop", "error") or msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
+                    break
+        except Exception:
+            log.exception("ingest failed")
+            reason = "error"
+        finally:
+            if handle is not None:
+                await handle.close(reason)
+            if not ws.closed:
+                await ws.close(code=WSCloseCode.OK, message=b"call ended")
+        return ws
+
+    async def _ack(self, ws: web.WebSocketResponse, call_id: str) -> None:
+        await ws.send_str(
+            json.dumps({"type": "started", "call_id": call_id, "events": f"/v1/calls/{call_id}/events"})
+        )
+
+    async def _send_error(
+        self, ws: web.WebSocketResponse, handle: CallHandle | None, code: str, message: str, *, fatal: bool
+    ) -> None:
+        """Tell the client (and, once the call exists, the call's event stream) what went wrong."""
+        if handle is not None:
+            await handle.error(code, message, fatal=fatal)
+        if not ws.closed:
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await ws.send_str(
+                    json.dumps(
+                        {"type": "error", "code": code, "message": message, "fatal": fatal},
+                        ensure_ascii=False,
+                    )
+                )
+
+    async def _reject(
+        self, ws: web.WebSocketResponse, handle: CallHandle | None, code: str, message: str, close_code: int
+    ) -> None:
+        await self._send_error(ws, handle, code, message, fatal=True)
+        if not ws.closed:
+            reason = f"{code}: {message}".encode()[:120]
+            await ws.close(code=close_code, message=reason)
+
+    # -- event streams ---------------------------------------------------
+    async def call_events(self, request: web.Request) -> web.StreamResponse:
+        call_id = request.match_info["call_id"]
+        try:
+            since = int(request.query.get("since", "0"))
+        except ValueError:
+            raise web.HTTPBadRequest(text="since must be an integer sequence number") from None
+        call_log = self.registry.log(call_id)
+        if call_log is None:
+            raise web.HTTPNotFound(text=f"no call {call_id}")
+        ws = web.WebSocketResponse(heartbeat=SUBSCRIBER_HEARTBEAT_S)
+        await ws.prepare(request)
+        await self.stream_log(ws, call_log, since)
+        return ws
+
+    async def stream_log(self, ws: web.WebSocketResponse, call_log: CallLog, since: int) -> None:
+        sub = call_log.subscribe(since, self.settings.limits.subscriber_queue)
+        reader = asyncio.create_task(_drain(ws))
+        reader.add_done_callback(lambda _t: sub.close())
+        try:
+            async for event in sub:
+                if reader.done():
+                    break
+                await ws.send_str(event.to_json())
+        except SubscriberTooSlow as exc:
+            await ws.close(code=CLOSE_TRY_AGAIN_LATER, message=str(exc).encode()[:120])
+        except (ConnectionError, RuntimeError):
+            pass
+        finally:
+            call_log.unsubscribe(sub)
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
+            if not ws.closed:
+                await ws.close(code=WSCloseCode.OK, message=b"call ended")
+
+
+async def _drain(ws: web.WebSocketResponse) -> None:
+    """Read (and ignore) what a subscriber sends so its close is noticed."""
+    async for _msg in ws:
+        pass
+
+
+def _params(info: StartInfo) -> CallParams:
+    return CallParams(
+        call_id=info.call_id,
+        language=info.language,
+        sample_rate=info.sample_rate,
+        encoding=info.encoding,
+        legs=tuple(info.channels),
+        metadata=dict(info.metadata),
+    )
