@@ -70,9 +70,16 @@ async def _serve(settings: Settings) -> int:
 
     from stream.pipeline import build_services
     from stream.server import Service
+    from stream.store import open_store
 
+    store = open_store(settings.store_url(), masking=None)  # the session masks before anything is stored
+    interrupted = store.mark_interrupted(settings.node_name())
+    if interrupted:
+        log.warning(
+            "%d call(s) from a previous run marked interrupted: %s", len(interrupted), ", ".join(interrupted)
+        )
     services = await asyncio.to_thread(build_services, settings)
-    service = Service(settings, services)
+    service = Service(settings, services, store=store)
     runner = web.AppRunner(service.app(), handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, settings.server.host, settings.server.port)
@@ -86,6 +93,7 @@ async def _serve(settings: Settings) -> int:
     await stop.wait()
     print("callassist shutting down", flush=True)
     await runner.cleanup()
+    store.close()
     return 0
 
 

@@ -84,10 +84,10 @@ def load_transcriber(settings: Settings) -> Transcriber:
             full_window=asr.full_window,
             simplify_chinese=asr.simplify_chinese,
         )
-    from stream.asr.export import ensure_openai_checkpoint
+    from stream.asr.export import cached_openai_checkpoint
     from stream.asr.openai_backend import OpenAIWhisperTranscriber
 
-    checkpoint = ensure_openai_checkpoint(asr.model, cache)
+    checkpoint = cached_openai_checkpoint(asr.model, cache)
     return OpenAIWhisperTranscriber(checkpoint, max_new_tokens=asr.max_new_tokens)
 
 

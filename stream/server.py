@@ -25,6 +25,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from stream.asr.scheduler import AsrScheduler
 from stream.bus import CallLog, SubscriberTooSlow
 from stream.calls import CallHandle, CallManager, CallRejected
+from stream.persist import StoreSink
 from stream.pipeline import Services
 from stream.protocol import (
     Audio,
@@ -37,6 +38,7 @@ from stream.protocol import (
 )
 from stream.session import CallParams, CallSession
 from stream.settings import Settings
+from stream.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -49,15 +51,26 @@ CLOSE_TRY_AGAIN_LATER = 1013
 
 
 class Service:
-    def __init__(self, settings: Settings, services: Services) -> None:
+    def __init__(self, settings: Settings, services: Services, *, store: Store | None = None) -> None:
         self.settings = settings
         self.services = services
+        self.store = store
+        self.store_sink = (
+            StoreSink(store, tenant=settings.auth.tenant, node=settings.node_name())
+            if store is not None
+            else None
+        )
         self.scheduler = AsrScheduler(
             services.transcriber,
             final_queue=settings.asr.final_queue,
             partial_queue=settings.asr.partial_queue,
         )
-        self.calls = CallManager(settings, services, self.scheduler)
+        self.calls = CallManager(
+            settings,
+            services,
+            self.scheduler,
+            durable_sinks=[self.store_sink] if self.store_sink is not None else [],
+        )
         self.registry = self.calls.registry
         self.started = time.time()
 
@@ -87,6 +100,7 @@ class Service:
                 "live_calls": len(self.registry),
                 "uptime_s": round(time.time() - self.started, 1),
                 "asr": self.scheduler.stats(),
+                "store": self.store_sink.stats() if self.store_sink is not None else None,
             }
         )
 

@@ -33,6 +33,7 @@ from assist.events import (
     TranscriptFinal,
     TranscriptPartial,
 )
+from assist.masking import mask_text
 from stream.asr.scheduler import AsrScheduler
 from stream.bus import CallLog
 from stream.endpointer import Endpointer, PartialAudio, UtteranceEnded
@@ -175,7 +176,7 @@ class CallSession:
             return
         if result is None or ev.utterance_id in self._finalized:
             return
-        text = accept_text(result, req)
+        text = self._shown(accept_text(result, req))
         if not text:
             return
         speaker = _speaker(ev.leg)
@@ -209,7 +210,7 @@ class CallSession:
         req = self._plan.request(ev.audio, self.language)
         result = await self._scheduler.final(req)
         self._finalized.add(ev.utterance_id)
-        text = accept_text(result, req)
+        text = self._shown(accept_text(result, req))
         if not text:
             return
         speaker = _speaker(ev.leg)
@@ -234,6 +235,12 @@ class CallSession:
                 bodies.append(ErrorEvent(code="guidance_failed", message=str(exc) or type(exc).__name__))
         for body in bodies:
             await self.log.publish(body)
+
+    def _shown(self, text: str | None) -> str | None:
+        """Personal data is masked before a transcript is stored or shown (and before guidance sees it)."""
+        if text and self.settings.store.masking:
+            return mask_text(text, language=self.language).text
+        return text
 
     async def finish(self, reason: str) -> None:
         """Close every open utterance, transcribe what is left, then end the call.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import socket
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -73,11 +74,41 @@ class AsrSettings:
 
 
 @dataclass(frozen=True)
+class StoreSettings:
+    url: str = ""  # sqlite path / sqlite:///file.db / postgresql://...; default: <data_dir>/calls.db
+    masking: bool = True  # mask personal data (ID/bank cards, phones, e-mail) before it is stored or shown
+    node: str = ""  # this service node's name (several nodes may share one PostgreSQL); default: hostname
+
+
+@dataclass(frozen=True)
+class MqttSettings:
+    host: str = ""  # empty: no broker, the service runs without MQTT
+    port: int = 1883
+    username: str = ""
+    password: str = ""
+    buffer_limit: int = 10_000  # events held while the broker is away; partials are dropped first
+    reconnect_min_s: float = 0.5
+    reconnect_max_s: float = 10.0
+
+
+@dataclass(frozen=True)
+class AuthSettings:
+    enabled: bool = True
+    secret_file: str = ""  # default: <data_dir>/secret.key, created on first run (mode 0600)
+    tenant: str = "default"  # the tenant of this deployment's calls
+    link_ttl_s: int = 12 * 3600  # lifetime of the token in the overlay link printed at start-up
+
+
+@dataclass(frozen=True)
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     limits: LimitSettings = field(default_factory=LimitSettings)
     endpoint: EndpointSettings = field(default_factory=EndpointSettings)
     asr: AsrSettings = field(default_factory=AsrSettings)
+    store: StoreSettings = field(default_factory=StoreSettings)
+    mqtt: MqttSettings = field(default_factory=MqttSettings)
+    auth: AuthSettings = field(default_factory=AuthSettings)
+    data_dir: str = ""  # service state (call store, secret); default ~/.local/share/callassist
     playbook: str = ""  # playbook folder; default: the packaged prompts/
     guidance_encoder: str = "use"  # "use" (multilingual USE), "minilm" (English only) or a model folder
     guidance: bool = True  # run the guidance engine on every final transcript
@@ -100,9 +131,29 @@ class Settings:
         _check(s.asr.max_new_tokens >= 8, "asr.max_new_tokens", "must be >= 8")
         _check(s.asr.final_queue >= 1 and s.asr.partial_queue >= 1, "asr.*_queue", "must be >= 1")
         _check(s.default_language in SUPPORTED_LANGUAGES, "default_language", "must be zh or en")
+        _check(0 < s.mqtt.port <= 65535, "mqtt.port", "must be 1..65535")
+        _check(s.mqtt.buffer_limit > 0, "mqtt.buffer_limit", "must be positive")
+        _check(
+            bool(s.auth.tenant) and "/" not in s.auth.tenant, "auth.tenant", "must be non-empty, without '/'"
+        )
         if s.playbook:
             _check(Path(s.playbook).is_dir(), "playbook", f"{s.playbook} is not a folder")
         return s
+
+    def data_path(self) -> Path:
+        if self.data_dir:
+            return Path(self.data_dir)
+        base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+        return Path(base) / "callassist"
+
+    def store_url(self) -> str:
+        return self.store.url or str(self.data_path() / "calls.db")
+
+    def secret_path(self) -> Path:
+        return Path(self.auth.secret_file) if self.auth.secret_file else self.data_path() / "secret.key"
+
+    def node_name(self) -> str:
+        return self.store.node or socket.gethostname()
 
     def model_cache_dir(self) -> Path:
         if self.asr.model_cache:

@@ -1,0 +1,266 @@
+"""Last line of defence against Whisper's hallucinations before text reaches guidance.
+
+Whisper was trained on subtitled video, so on silence, line noise or a
+clipped word it confidently writes subtitle credits ("字幕由Amara.org社区提供"),
+sign-offs ("Thanks for watching"), echoes of its prompt, or loops one phrase
+until the token limit.  A phantom sentence fed to the compliance and
+suggestion engines would raise false alarms in a live call, so such output is
+dropped or cleaned here.  Everything is text/score based and cheap (well under
+a millisecond), because it runs on every partial as well as every final.
+
+Thresholds were checked against the fixtures: real speech through
+whisper-base scored no_speech_prob <= 0.54 (dynamic window) / 0.42 (30 s
+window), while 2 s of -60 dBFS line noise or white noise scored >= 0.63.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from stream.asr.base import AsrResult
+
+# Whisper's own silence rule (transcribe.py defaults): both must hold.
+NO_SPEECH_THRESHOLD = 0.6
+LOGPROB_THRESHOLD = -1.0
+# Above this the no-speech token alone is decisive; utterances reaching the ASR already passed
+# the VAD, so real speech scoring this high has not been seen (max 0.54 on the fixtures).
+NO_SPEECH_CERTAIN = 0.8
+# Short phantoms ("you", "thank you", "谢谢") are also real answers; they are dropped only
+# when the model itself doubts there was speech.
+UNSURE_PHANTOM_NO_SPEECH = 0.5
+
+# A unit (character, word or phrase) repeated back to back this many times is a decoding loop.
+LOOP_MIN_REPEATS_SHORT = 6  # units of <= LOOP_SHORT_UNIT_CHARS ("对对对对" and "行了行了" are real speech)
+LOOP_MIN_REPEATS_LONG = 3  # longer units: nobody says the same phrase three times running
+LOOP_MIN_REPEATS_DIGITS = 16  # "1000000" is a number, not a loop
+LOOP_SHORT_UNIT_CHARS = 3
+LOOP_MAX_UNIT_CHARS = 40  # bounds the regex work; Whisper's loops are short phrases
+# A looped unit this long is a real sentence the decoder failed to stop after (seen on a 1.8 s
+# "Hello, is this Marcus Bell?"), so one copy is kept even when nothing else remains.
+LOOP_SENTENCE_MIN_CHARS = 12
+PROMPT_ECHO_MIN_WORDS = 2  # a lone domain word ("逾期?") can be a real answer; two or more echoed is not
+PROMPT_ECHO_MIN_CHARS = 4  # shorter fragments of the prompt occur in real speech by chance
+
+DROP_EMPTY = "empty"
+DROP_NO_SPEECH = "no_speech"
+PHANTOM = "phantom_phrase"
+REPETITION = "repetition"
+PROMPT_ECHO = "prompt_echo"
+NORMALISE_CACHE = 4096  # hotwords and phrases recur on every call; the script fold is pure Python
+
+# Clauses containing any of these (after normalisation) never come from a phone call:
+# subtitle credits, channel sign-offs and subscribe requests from Whisper's training videos.
+PHANTOM_MARKERS = (
+    "amara.org",
+    "字幕由",
+    "字幕提供",
+    "字幕制作",
+    "字幕志愿者",
+    "中文字幕",
+    "字幕组",
+    "明镜与点点栏目",
+    "请不吝点赞",
+    "点赞订阅",
+    "订阅我的频道",
+    "订阅频道",
+    "欢迎订阅",
+    "谢谢观看",
+    "感谢观看",
+    "谢谢收看",
+    "感谢收看",
+    "谢谢大家观看",
+    "下期再见",
+    "我们下期见",
+    "优优独播剧场",
+    "yoyo television",
+    "词曲 李宗盛",
+    "以上言论不代表本台立场",
+    "thanks for watching",
+    "thank you for watching",
+    "thank you so much for watching",
+    "see you in the next video",
+    "see you next time",
+    "subtitles by",
+    "subtitled by",
+    "captions by",
+    "transcription by",
+    "transcribed by",
+    "castingwords",
+    "please subscribe",
+    "like and subscribe",
+    "subscribe to my channel",
+    "subscribe to our channel",
+    "don't forget to subscribe",
+    "ご視聴ありがとうございました",
+    "チャンネル登録",
+    "시청해주셔서 감사합니다",
+    "구독과 좋아요",
+)
+
+# Whole-utterance phantoms that are also ordinary words; dropped only with a doubtful no-speech score.
+UNSURE_PHANTOMS: dict[str, tuple[str, ...]] = {
+    "en": ("you", "thank you", "thanks", "thank you very much", "bye", "bye bye", "the", "and", "i'm", "so"),
+    "zh": ("谢谢", "谢谢大家", "谢谢你", "嗯", "好", "拜拜", "再见"),
+}
+
+_SENTENCE_END = "。！？!?；;…\n"
+_SEPARATORS = r"[\s,，、。.!！?？;；:：…\-—~～]*"
+
+
+@dataclass(frozen=True)
+class GuardVerdict:
+    keep: bool
+    text: str  # the text to use: cleaned when kept, "" when dropped
+    reason: str | None  # why it was dropped or cleaned; None when it passed untouched
+
+    @property
+    def changed(self) -> bool:
+        return self.keep and self.reason is not None
+
+
+@lru_cache(maxsize=1)
+def _t2s() -> Any:
+    import opencc
+
+    return opencc.OpenCC("t2s")
+
+
+@lru_cache(maxsize=NORMALISE_CACHE)
+def normalise(text: str) -> str:
+    """Compare form: NFKC, simplified script, lower case, without punctuation, symbols or spaces."""
+    text = unicodedata.normalize("NFKC", text).lower()
+    text = str(_t2s().convert(text))
+    return "".join(ch for ch in text if unicodedata.category(ch)[0] not in "PSZC")
+
+
+_MARKERS = tuple(dict.fromkeys(normalise(m) for m in PHANTOM_MARKERS))
+_UNSURE = {lang: frozenset(normalise(p) for p in phrases) for lang, phrases in UNSURE_PHANTOMS.items()}
+_SEP_RE = re.compile(_SEPARATORS)
+_LOOP_RE = re.compile(
+    rf"(?P<unit>\S.{{0,{LOOP_MAX_UNIT_CHARS - 1}}}?)(?:{_SEPARATORS}(?P=unit)){{2,}}",
+    re.DOTALL,
+)
+
+
+def _clauses(text: str) -> list[str]:
+    """Split after sentence-ending punctuation; a '.' ends one only before a space ('Amara.org' stays)."""
+    clauses: list[str] = []
+    start = 0
+    for i, ch in enumerate(text):
+        ends = ch in _SENTENCE_END or (ch == "." and (i + 1 == len(text) or text[i + 1].isspace()))
+        if ends:
+            clauses.append(text[start : i + 1])
+            start = i + 1
+    if start < len(text):
+        clauses.append(text[start:])
+    return clauses
+
+
+def _strip_phantoms(text: str) -> str:
+    kept = [c for c in _clauses(text) if not any(m in normalise(c) for m in _MARKERS)]
+    return "".join(kept).strip()
+
+
+def _min_repeats(unit: str) -> int:
+    core = unit.strip()
+    if core.isdigit():
+        return LOOP_MIN_REPEATS_DIGITS
+    return LOOP_MIN_REPEATS_SHORT if len(core) <= LOOP_SHORT_UNIT_CHARS else LOOP_MIN_REPEATS_LONG
+
+
+def collapse_loops(text: str) -> tuple[str, str, str]:
+    """(text with every loop cut to one unit, text with loops removed entirely, longest looped unit)."""
+    collapsed: list[str] = []
+    removed: list[str] = []
+    longest = ""
+    pos = 0
+    while True:
+        match = _LOOP_RE.search(text, pos)
+        if match is None:
+            break
+        unit = match.group("unit")
+        repeats = len(re.findall(re.escape(unit), match.group(0)))
+        if repeats < _min_repeats(unit):
+            collapsed.append(text[pos : match.start() + 1])
+            removed.append(text[pos : match.start() + 1])
+            pos = match.start() + 1
+            continue
+        end = match.end()
+        # A loop cut off by the token limit ends in a fragment of its unit ("金 利息 金 利"): swallow it.
+        rest = normalise(text[end:])
+        if rest and normalise(unit).startswith(rest):
+            end = len(text)
+        # Keep the punctuation that closed the first occurrence ("smell? smell? ..." -> "smell?").
+        closing = _SEP_RE.match(text, match.start() + len(unit))
+        punct = closing.group(0).strip() if closing else ""
+        kept = unit + punct
+        after = _SEP_RE.match(text, end)
+        if punct and after and after.group(0):  # don't double it with the loop's trailing separator
+            end = after.end()
+            kept += " " if any(ch.isspace() for ch in after.group(0)) and end < len(text) else ""
+        collapsed.append(text[pos : match.start()] + kept)
+        removed.append(text[pos : match.start()])
+        longest = max(longest, unit.strip(), key=len)
+        pos = end
+    collapsed.append(text[pos:])
+    removed.append(text[pos:])
+    return "".join(collapsed).strip(), "".join(removed).strip(), longest
+
+
+def _prompt_echo(text: str, prompt: str, hotwords: str) -> bool:
+    """True when the text is only the prompt, or only (two or more of) the hotwords, played back."""
+    norm = normalise(text)
+    if not norm:
+        return False
+    norm_prompt = normalise(prompt)
+    if len(norm) >= PROMPT_ECHO_MIN_CHARS and norm_prompt and norm in norm_prompt:
+        return True
+    words = sorted({normalise(w) for w in hotwords.split()} - {""}, key=len, reverse=True)
+    if not words:
+        return False
+    rest, count = norm, 0
+    for word in words:
+        count += rest.count(word)
+        rest = rest.replace(word, "")
+    return not rest and count >= PROMPT_ECHO_MIN_WORDS
+
+
+def check_transcript(
+    text: str, result: AsrResult, *, language: str, prompt: str = "", hotwords: str = ""
+) -> GuardVerdict:
+    """Keep, clean or drop one transcript.
+
+    ``prompt``/``hotwords`` are what the ASR request carried; passing them lets
+    the guard recognise Whisper reciting its own prompt on silence.
+    """
+    original = text.strip()
+    if not normalise(original):
+        return GuardVerdict(False, "", DROP_EMPTY)
+    silent = result.no_speech_prob > NO_SPEECH_THRESHOLD and result.avg_logprob < LOGPROB_THRESHOLD
+    if silent or result.no_speech_prob > NO_SPEECH_CERTAIN:
+        return GuardVerdict(False, "", DROP_NO_SPEECH)
+
+    reason: str | None = None
+    cleaned = _strip_phantoms(original)
+    if cleaned != original:
+        reason = PHANTOM
+        if not normalise(cleaned):
+            return GuardVerdict(False, "", PHANTOM)
+    unsure = _UNSURE.get(language, frozenset()) | _UNSURE["en"]
+    if normalise(cleaned) in unsure and result.no_speech_prob >= UNSURE_PHANTOM_NO_SPEECH:
+        return GuardVerdict(False, "", PHANTOM)
+
+    collapsed, remainder, unit = collapse_loops(cleaned)
+    if collapsed != cleaned:
+        keep_sentence = len(normalise(unit)) >= LOOP_SENTENCE_MIN_CHARS
+        if not normalise(remainder) and not keep_sentence:
+            return GuardVerdict(False, "", REPETITION)
+        cleaned, reason = collapsed, REPETITION
+
+    if _prompt_echo(cleaned, prompt, hotwords):
+        return GuardVerdict(False, "", PROMPT_ECHO)
+    return GuardVerdict(True, cleaned, reason)
