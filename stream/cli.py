@@ -246,6 +246,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("dir")
     s.set_defaults(func=cmd_playbook)
 
+    from stream.review_cli import add_commands as add_review_commands
+
+    add_review_commands(sub)
+
     s = sub.add_parser("analyze-text", help="JSON lines in (speaker, text, language, call), guidance out")
     s.add_argument("--playbook")
     s.set_defaults(func=cmd_analyze_text)
