@@ -208,7 +208,7 @@ class CallSession:
     async def _finalize(self, item: _Pending) -> None:
         ev = item.ended
         req = self._plan.request(ev.audio, self.language)
-        result = await self._scheduler.final(req)
+        result = await self._scheduler.final(req, key=f"{self.call_id}/{ev.leg}")
         self._finalized.add(ev.utterance_id)
         text = self._shown(accept_text(result, req))
         if not text:

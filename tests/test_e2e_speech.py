@@ -21,13 +21,20 @@ pytestmark = pytest.mark.model
 STREAM_SPEED = 3.0
 MAX_ERROR_RATE = 0.25  # pooled CER (zh) / WER (en) over a call's turns
 MAX_TURN_ERROR_RATE = 0.6  # any single turn: still recognisably the scripted words
+MIN_UNITS_FOR_TURN_CHECK = (
+    5  # "Goodbye." vs "good bye" is 100% WER on two words: judge short turns pooled only
+)
 TIME_SLACK_S = 0.5
 
 
 def assign_finals(
-    turns: list[dict[str, Any]], finals: list[dict[str, Any]]
+    turns: list[dict[str, Any]], finals: list[dict[str, Any]], *, strict: bool = True
 ) -> dict[int, list[dict[str, Any]]]:
-    """Attach each final transcript to the scripted turn it overlaps most on the same speaker."""
+    """Attach each final transcript to the scripted turn it overlaps most on the same speaker.
+
+    ``strict``: a final matching no scripted turn of its speaker is a failure
+    (speech attributed to the wrong leg); benches on truncated calls relax it.
+    """
     by_turn: dict[int, list[dict[str, Any]]] = {i: [] for i in range(len(turns))}
     for f in finals:
         best, best_overlap = None, 0.0
@@ -37,6 +44,10 @@ def assign_finals(
             overlap = min(f["end"], t["end"] + TIME_SLACK_S) - max(f["start"], t["start"] - TIME_SLACK_S)
             if overlap > best_overlap:
                 best, best_overlap = i, overlap
+        if best is None and not strict:
+            continue
+        if best is None and not strict:
+            continue
         assert best is not None, f"final on {f['speaker']} matches no scripted turn of that speaker: {f}"
         by_turn[best].append(f)
     return by_turn
@@ -48,7 +59,9 @@ async def test_call_streams_to_speaker_attributed_transcripts(
 ) -> None:
     script = load_script(call)
     wav = read_wav(FIXTURES / f"{call}.wav")
-    result = await stream_call(live_service.ws, wav, language=language, speed=STREAM_SPEED)
+    # One ingest token serves both sockets: it may follow the events of the call it sends.
+    token = live_service.token("ingest")
+    result = await stream_call(live_service.ws, wav, language=language, speed=STREAM_SPEED, token=token)
 
     types = [e.data["type"] for e in result.events]
     assert types[0] == "call.started"
@@ -68,7 +81,9 @@ async def test_call_streams_to_speaker_attributed_transcripts(
         assert got, f"turn {i} ({turn['speaker']}: {turn['text']!r}) produced no transcript"
         hyp = " ".join(f["text"] for f in sorted(got, key=lambda f: f["start"]))
         e, n = error_counts(turn["text"], hyp, language)
-        assert e / n <= MAX_TURN_ERROR_RATE, f"turn {i}: {turn['text']!r} heard as {hyp!r}"
+        assert n < MIN_UNITS_FOR_TURN_CHECK or e / n <= MAX_TURN_ERROR_RATE, (
+            f"turn {i}: {turn['text']!r} heard as {hyp!r}"
+        )
         errors += e
         length += n
     assert errors / length <= MAX_ERROR_RATE, f"{call}: error rate {errors / length:.3f}"

@@ -30,6 +30,8 @@ SAMPLE_RATE = 16_000
 MAX_WINDOW_S = 30.0  # Whisper's receptive field; longer audio is clipped (the endpointer splits at 20 s)
 WHISPER_MAX_LENGTH = 448  # decoder context: prompt + generated tokens must fit in it
 MAX_PROMPT_TOKENS = 100  # prompt + hotwords; a longer prompt starts to steer Whisper into repeating it
+PROMPT_OVERHEAD_TOKENS = 5  # sot_prev, sot, language, task, no_timestamps
+MAX_NEW_TOKENS_LIMIT = WHISPER_MAX_LENGTH - MAX_PROMPT_TOKENS - PROMPT_OVERHEAD_TOKENS
 FRAME_ALIGN_SAMPLES = 320  # mel hop (160) x encoder conv stride (2): the encoder needs an even frame count
 PROMPT_CACHE_SIZE = 64  # distinct (language, prompt, hotwords) combinations kept tokenised
 CHINESE_LANGUAGES = ("zh",)  # outputs folded to simplified characters when simplify_chinese is on
@@ -59,6 +61,10 @@ def bounded_prompt_text(
             break
         text = candidate
     return text
+
+
+TOKENS_PER_SECOND = 12.0  # fast Mandarin is ~6 characters/s, ~1.5 tokens each; English far fewer
+TOKEN_BUDGET_SLACK = 16
 
 
 class ChineseFolder:
@@ -102,8 +108,8 @@ class FasterWhisperTranscriber:
 
         if beam_size < 1:
             raise ValueError("beam_size must be >= 1")
-        if not 1 <= max_new_tokens <= WHISPER_MAX_LENGTH - MAX_PROMPT_TOKENS - 4:
-            raise ValueError(f"max_new_tokens must be 1..{WHISPER_MAX_LENGTH - MAX_PROMPT_TOKENS - 4}")
+        if not 1 <= max_new_tokens <= MAX_NEW_TOKENS_LIMIT:
+            raise ValueError(f"max_new_tokens must be 1..{MAX_NEW_TOKENS_LIMIT}")
         if window_padding_s < 0:
             raise ValueError("window_padding_s must be >= 0")
         self._model: Any = WhisperModel(
@@ -141,7 +147,7 @@ class FasterWhisperTranscriber:
         cached = self._prompts.get(key)
         if cached is not None:
             self._prompts.move_to_end(key)
-            return cached
+            return list(cached)
         tok = self._tokenizer(request.language)
         text = bounded_prompt_text(request.prompt, request.hotwords, lambda s: len(tok.encode(s)))
         tokens: list[int] = []
@@ -151,7 +157,7 @@ class FasterWhisperTranscriber:
         self._prompts[key] = tokens
         if len(self._prompts) > PROMPT_CACHE_SIZE:
             self._prompts.popitem(last=False)
-        return tokens
+        return list(tokens)
 
     def features(self, audio: Audio) -> np.ndarray[Any, np.dtype[np.float32]]:
         """Log-mel of the utterance plus trailing silence (or of the full 30 s window)."""
@@ -168,6 +174,16 @@ class FasterWhisperTranscriber:
         mel = self._features(padded, padding=0)
         return np.ascontiguousarray(mel[:, : length // self._features.hop_length], dtype=np.float32)
 
+    def token_budget(self, samples: int) -> int:
+        """New tokens allowed for this much audio.
+
+        Real speech needs at most ~TOKENS_PER_SECOND tokens a second; a short clip
+        that loops ("Hello, is this Marcus Bell?" x 12 was seen with the short window)
+        is cut off early instead of burning the whole budget, which bounds its latency.
+        """
+        seconds = samples / SAMPLE_RATE
+        return max(1, min(self._max_new_tokens, int(TOKENS_PER_SECOND * seconds + TOKEN_BUDGET_SLACK)))
+
     def transcribe(self, request: AsrRequest) -> AsrResult:
         import ctranslate2
 
@@ -179,7 +195,7 @@ class FasterWhisperTranscriber:
             ctranslate2.StorageView.from_array(mel[np.newaxis]),
             [prompt],
             beam_size=self._beam_size,
-            max_length=min(len(prompt) + self._max_new_tokens, WHISPER_MAX_LENGTH),
+            max_length=min(len(prompt) + self.token_budget(len(request.audio)), WHISPER_MAX_LENGTH),
             return_scores=True,
             return_no_speech_prob=True,
             suppress_blank=True,

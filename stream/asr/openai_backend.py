@@ -19,8 +19,8 @@ from typing import Any
 from stream.asr.base import AsrRequest, AsrResult
 from stream.asr.faster import (
     CHINESE_LANGUAGES,
+    MAX_NEW_TOKENS_LIMIT,
     MAX_PROMPT_TOKENS,
-    WHISPER_MAX_LENGTH,
     ChineseFolder,
     bounded_prompt_text,
     clip_audio,
@@ -41,8 +41,8 @@ class OpenAIWhisperTranscriber:
         import torch
         import whisper
 
-        if not 1 <= max_new_tokens <= WHISPER_MAX_LENGTH - MAX_PROMPT_TOKENS - 4:
-            raise ValueError(f"max_new_tokens must be 1..{WHISPER_MAX_LENGTH - MAX_PROMPT_TOKENS - 4}")
+        if not 1 <= max_new_tokens <= MAX_NEW_TOKENS_LIMIT:
+            raise ValueError(f"max_new_tokens must be 1..{MAX_NEW_TOKENS_LIMIT}")
         if not checkpoint.is_file():
             raise FileNotFoundError(f"openai-whisper checkpoint {checkpoint} does not exist")
         if cpu_threads > 0:
