@@ -25,7 +25,7 @@ run: install
 browser:
 	@command -v chromium >/dev/null 2>&1 || { \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
-	  || echo "warning: could not install Debian chromium; browser tests will be skipped"; }
+	  || echo "warning: could not install Debian chromium; browser tests will fail"; }
 
 lint: install
 	$(BIN)/ruff check assist stream tests bench

@@ -52,7 +52,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     overrides = _overrides_from(args)
     if args.no_guidance:
         overrides["guidance"] = False
-    return asyncio.run(_serve(load_settings(args.config, overrides)))
+    return asyncio.run(_serve(load_settings(args.config, overrides), config=args.config))
 
 
 def _overrides_from(args: argparse.Namespace) -> dict[str, Any]:
@@ -62,15 +62,18 @@ def _overrides_from(args: argparse.Namespace) -> dict[str, Any]:
         "asr.backend": args.backend,
         "asr.model": args.model,
         "playbook": args.playbook,
+        "mqtt.host": args.mqtt_host,
+        "mqtt.port": args.mqtt_port,
     }
 
 
-async def _serve(settings: Settings) -> int:
+async def _serve(settings: Settings, *, config: str | None = None) -> int:
     from aiohttp import web
 
     from stream.pipeline import build_services
     from stream.server import Service
     from stream.store import open_store
+    from stream.web import RedactingAccessLogger, base_url, startup_lines
 
     store = open_store(settings.store_url(), masking=None)  # the session masks before anything is stored
     interrupted = store.mark_interrupted(settings.node_name())
@@ -79,13 +82,23 @@ async def _serve(settings: Settings) -> int:
             "%d call(s) from a previous run marked interrupted: %s", len(interrupted), ", ".join(interrupted)
         )
     services = await asyncio.to_thread(build_services, settings)
-    service = Service(settings, services, store=store)
-    runner = web.AppRunner(service.app(), handle_signals=False)
+    try:
+        service = Service(settings, services, store=store)
+    except (OSError, ValueError) as exc:  # the token secret file: unreadable, unwritable, too short
+        raise CliError(f"token secret {settings.secret_path()}: {exc}") from exc
+    runner = web.AppRunner(service.app(), handle_signals=False, access_log_class=RedactingAccessLogger)
     await runner.setup()
     site = web.TCPSite(runner, settings.server.host, settings.server.port)
     await site.start()
     host, port = _bound_address(runner)
+    # Tests and scripts parse this first line; keep its format.
     print(f"callassist listening on http://{host}:{port}  (ingest: ws://{host}:{port}/v1/ingest)", flush=True)
+    if not settings.auth.enabled:
+        log.warning("auth is disabled (auth.enabled = false): every endpoint is open to anyone")
+    if settings.mqtt.host:
+        print(f"publishing events to mqtt://{settings.mqtt.host}:{settings.mqtt.port}", flush=True)
+    for line in startup_lines(settings, service.gate.secret, base_url(settings, host, port), config=config):
+        print(line, flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -102,6 +115,42 @@ def _bound_address(runner: Any) -> tuple[str, int]:
         if isinstance(addr, tuple):
             return str(addr[0]), int(addr[1])
     raise CliError("server did not bind an address")
+
+
+# -- token -------------------------------------------------------------------
+def cmd_token(args: argparse.Namespace) -> int:
+    from stream.auth import issue_token, load_or_create_secret
+    from stream.web import base_url, page_link
+
+    settings = load_settings(args.config, {})
+    path = settings.secret_path()
+    try:
+        secret = load_or_create_secret(path)  # created here if the service never ran: same file it reads
+    except (OSError, ValueError) as exc:
+        raise CliError(f"token secret {path}: {exc}") from exc
+    if not settings.auth.enabled:
+        print(
+            "callassist: note: auth is disabled in these settings; the service ignores tokens",
+            file=sys.stderr,
+        )
+    role = args.role
+    try:
+        token = issue_token(
+            secret,
+            role=role,
+            tenant=args.tenant or settings.auth.tenant,
+            sub=args.sub or f"{role}-cli",
+            calls=args.calls,
+            ttl_s=args.ttl,
+        )
+        if args.link:
+            base = args.url.rstrip("/") if args.url else base_url(settings)
+            print(page_link(base, role, token, args.calls[0] if len(args.calls) == 1 else None))
+        else:
+            print(token)
+    except ValueError as exc:
+        raise CliError(f"token issue: {exc}") from exc
+    return 0
 
 
 # -- simulate ----------------------------------------------------------------
@@ -214,8 +263,28 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--port", type=int)
     s.add_argument("--playbook", help="playbook folder (default: the packaged prompts/)")
     s.add_argument("--no-guidance", action="store_true", help="transcripts only")
+    s.add_argument("--mqtt-host", help="publish events to this MQTT broker (default: none)")
+    s.add_argument("--mqtt-port", type=int)
     asr_opts(s)
     s.set_defaults(func=cmd_serve)
+
+    s = sub.add_parser("token", help="issue access tokens (signed with the service's secret)")
+    token_sub = s.add_subparsers(dest="token_command", required=True)
+    t = token_sub.add_parser(
+        "issue",
+        help="print a token",
+        description="Print a token signed with the secret of these settings (auth.secret_file, "
+        "default <data_dir>/secret.key): ingest sends audio, agent reads the calls named with "
+        "--calls, supervisor reads every call of the tenant.",
+    )
+    t.add_argument("--role", choices=["ingest", "agent", "supervisor"], required=True)
+    t.add_argument("--tenant", help="default: auth.tenant of the settings")
+    t.add_argument("--calls", nargs="+", default=[], metavar="ID", help="call ids (agent: required)")
+    t.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (default 3600)")
+    t.add_argument("--sub", help="who the token is for (default: <role>-cli)")
+    t.add_argument("--link", action="store_true", help="print the page link (overlay or supervisor view)")
+    t.add_argument("--url", help="service address for --link (default: server.public_url or host:port)")
+    t.set_defaults(func=cmd_token)
 
     s = sub.add_parser("simulate", help="stream a stereo recording to a running service")
     s.add_argument("wav", help="WAV file: PCM s16, mu-law or A-law; stereo = left agent, right customer")

@@ -5,7 +5,12 @@ Routes (documented in the README):
 - ``GET  /healthz``                       liveness, call count, ASR queue figures
 - ``WS   /v1/ingest``                     a call's audio (protocol in :mod:`stream.protocol`)
 - ``WS   /v1/calls/{call_id}/events``     a call's events: replay ``since=N`` then live
-- ``GET  /v1/calls``                      live and recently ended calls
+- ``GET  /v1/calls``                      live and recently ended calls (supervisor)
+
+plus the pages, the supervisor feed and the review route of :mod:`stream.web`.
+Every endpoint but ``/healthz`` and ``/static`` needs a token when ``auth.enabled``
+(the rules and what a refusal looks like are in :mod:`stream.web`).  With
+``mqtt.host`` set, every event and each call's summary also go to the broker.
 
 All per-process state lives on the :class:`Service` object, not in module
 globals, so several services can run side by side (tests do).
@@ -15,16 +20,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import logging
+import os
 import time
 from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from stream.asr.scheduler import AsrScheduler
-from stream.bus import CallLog, SubscriberTooSlow
+from stream.auth import AuthError, load_or_create_secret
+from stream.bus import CallLog, FastSink, SubscriberTooSlow
 from stream.calls import CallHandle, CallManager, CallRejected
+from stream.mqtt import MqttPublisher
 from stream.persist import StoreSink
 from stream.pipeline import Services
 from stream.protocol import (
@@ -39,6 +48,16 @@ from stream.protocol import (
 from stream.session import CallParams, CallSession
 from stream.settings import Settings
 from stream.store import Store
+from stream.web import (
+    Gate,
+    LiveFeed,
+    WebRoutes,
+    close_reason,
+    drain_client,
+    http_refusal,
+    refusal_code,
+    refuse_websocket,
+)
 
 log = logging.getLogger(__name__)
 
@@ -49,9 +68,19 @@ little over the named limit still reach the protocol and get a proper error even
 SUBSCRIBER_HEARTBEAT_S = 20.0
 CLOSE_TRY_AGAIN_LATER = 1013
 
+_instances = itertools.count()
+
 
 class Service:
-    def __init__(self, settings: Settings, services: Services, *, store: Store | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        services: Services,
+        *,
+        store: Store | None = None,
+        secret: bytes | None = None,
+    ) -> None:
+        """``secret`` signs tokens; by default it is read (or created) at ``settings.secret_path()``."""
         self.settings = settings
         self.services = services
         self.store = store
@@ -65,12 +94,22 @@ class Service:
             final_queue=settings.asr.final_queue,
             partial_queue=settings.asr.partial_queue,
         )
+        if settings.auth.enabled and secret is None:
+            secret = load_or_create_secret(settings.secret_path())
+        self.gate = Gate(settings, secret)
+        self.mqtt = _mqtt_publisher(settings) if settings.mqtt.host else None
+        fast: list[FastSink] = [self.mqtt.publish_event] if self.mqtt is not None else []
         self.calls = CallManager(
             settings,
             services,
             self.scheduler,
             durable_sinks=[self.store_sink] if self.store_sink is not None else [],
+            fast_sinks=fast,
         )
+        self.live = LiveFeed(
+            settings, publish_state=self.mqtt.publish_state if self.mqtt is not None else None
+        )
+        self.calls.on_change.append(self.live.on_change)
         self.registry = self.calls.registry
         self.started = time.time()
 
@@ -81,15 +120,21 @@ class Service:
         app.router.add_get("/v1/ingest", self.ingest)
         app.router.add_get("/v1/calls", self.list_calls)
         app.router.add_get("/v1/calls/{call_id}/events", self.call_events)
+        WebRoutes(self).register(app)
         app.on_startup.append(self._on_startup)
         app.on_shutdown.append(self._on_shutdown)
         return app
 
     async def _on_startup(self, _app: web.Application) -> None:
         await self.scheduler.start()
+        if self.mqtt is not None:
+            await self.mqtt.start()
 
     async def _on_shutdown(self, _app: web.Application) -> None:
-        await self.calls.shutdown()
+        await self.calls.shutdown()  # final events and summaries reach the MQTT buffer here
+        self.live.close()
+        if self.mqtt is not None:
+            await self.mqtt.aclose()
         await self.scheduler.aclose()
 
     # -- plain HTTP ------------------------------------------------------
@@ -101,29 +146,28 @@ class Service:
                 "uptime_s": round(time.time() - self.started, 1),
                 "asr": self.scheduler.stats(),
                 "store": self.store_sink.stats() if self.store_sink is not None else None,
+                "mqtt": self.mqtt.stats() if self.mqtt is not None else None,
             }
         )
 
-    async def list_calls(self, _request: web.Request) -> web.Response:
-        return web.json_response({"calls": [self.summary(e.session) for e in self.registry.live_calls()]})
+    async def list_calls(self, request: web.Request) -> web.Response:
+        try:
+            self.gate.require(request, "list_calls")
+        except AuthError as err:
+            raise http_refusal(err) from None
+        return web.json_response({"calls": self.live.snapshot()})
 
     def summary(self, session: CallSession) -> dict[str, Any]:
-        state = session.guide_state()
-        md = session.metadata
-        return {
-            "call_id": session.call_id,
-            "agent_name": md.get("agent_name"),
-            "customer_name": md.get("customer_name"),
-            "language": session.language,
-            "started_at": session.started_at,
-            "status": "ended" if session.ended else "live",
-            "duration": round(session.duration, 1),
-            "stage": state.get("stage"),
-            "warnings": state.get("warnings", {"critical": 0, "major": 0, "minor": 0}),
-        }
+        """The call's summary as the supervisor view and the MQTT state topic carry it."""
+        return self.live.summary(session)
 
     # -- ingest ----------------------------------------------------------
-    async def ingest(self, request: web.Request) -> web.WebSocketResponse:
+    async def ingest(self, request: web.Request) -> web.StreamResponse:
+        try:
+            claims = self.gate.claims(request)
+            self.gate.may_send_audio(claims)
+        except AuthError as err:
+            return await self._refuse_ingest(request, err)
         limits = self.settings.limits
         ws = web.WebSocketResponse(max_msg_size=limits.max_frame_bytes * WS_MAX_MESSAGE_FACTOR)
         await ws.prepare(request)
@@ -161,11 +205,20 @@ class Service:
                 for ev in events:
                     if isinstance(ev, Started):
                         try:
+                            # Scope first: a refused token learns nothing about the call id.
+                            self.gate.may_ingest_call(claims, ev.info.call_id)
+                            new_call = self.registry.live(ev.info.call_id) is None
                             handle = await self.calls.open(_params(ev.info))
+                        except AuthError as err:
+                            reason = "error"
+                            code = refusal_code(err)
+                            await self._reject(ws, None, code, err.reason, WSCloseCode.POLICY_VIOLATION)
+                            break
                         except CallRejected as exc:
                             reason = "error"
                             await self._reject(ws, None, exc.code, str(exc), WSCloseCode.POLICY_VIOLATION)
                             break
+                        self.gate.note_ingest(claims, handle.call_id, new_call=new_call)
                         await self._ack(ws, handle.call_id)
                         timeout = limits.idle_timeout_s
                     elif isinstance(ev, Audio) and handle is not None:
@@ -190,6 +243,15 @@ class Service:
                 await handle.close(reason)
             if not ws.closed:
                 await ws.close(code=WSCloseCode.OK, message=b"call ended")
+        return ws
+
+    async def _refuse_ingest(self, request: web.Request, err: AuthError) -> web.StreamResponse:
+        """Refused before the call exists: an ``error`` frame as for any ingest refusal, then 1008."""
+        ws = web.WebSocketResponse()
+        if not ws.can_prepare(request).ok:
+            raise http_refusal(err)
+        await ws.prepare(request)
+        await self._reject(ws, None, refusal_code(err), err.reason, WSCloseCode.POLICY_VIOLATION)
         return ws
 
     async def _ack(self, ws: web.WebSocketResponse, call_id: str) -> None:
@@ -217,12 +279,16 @@ class Service:
     ) -> None:
         await self._send_error(ws, handle, code, message, fatal=True)
         if not ws.closed:
-            reason = f"{code}: {message}".encode()[:120]
-            await ws.close(code=close_code, message=reason)
+            await ws.close(code=close_code, message=close_reason(code, message))
 
     # -- event streams ---------------------------------------------------
     async def call_events(self, request: web.Request) -> web.StreamResponse:
         call_id = request.match_info["call_id"]
+        try:
+            # Scope before existence, so an out-of-scope token cannot probe for calls.
+            self.gate.require(request, "read_call", call_id, follow_ingest=True)
+        except AuthError as err:
+            return await refuse_websocket(request, err)
         try:
             since = int(request.query.get("since", "0"))
         except ValueError:
@@ -237,7 +303,7 @@ class Service:
 
     async def stream_log(self, ws: web.WebSocketResponse, call_log: CallLog, since: int) -> None:
         sub = call_log.subscribe(since, self.settings.limits.subscriber_queue)
-        reader = asyncio.create_task(_drain(ws))
+        reader = asyncio.create_task(drain_client(ws))
         reader.add_done_callback(lambda _t: sub.close())
         try:
             async for event in sub:
@@ -257,10 +323,22 @@ class Service:
                 await ws.close(code=WSCloseCode.OK, message=b"call ended")
 
 
-async def _drain(ws: web.WebSocketResponse) -> None:
-    """Read (and ignore) what a subscriber sends so its close is noticed."""
-    async for _msg in ws:
-        pass
+def _mqtt_publisher(settings: Settings) -> MqttPublisher:
+    """One publisher per service.  The client id starts with the node name (readable in the
+    broker's log) and adds pid and instance number: the broker disconnects the older of two
+    clients sharing an id, and several services may run on one host."""
+    m = settings.mqtt
+    return MqttPublisher(
+        m.host,
+        m.port,
+        tenant=settings.auth.tenant,
+        client_id=f"callassist-{settings.node_name()}-{os.getpid()}-{next(_instances)}",
+        buffer_limit=m.buffer_limit,
+        username=m.username or None,
+        password=m.password or None,
+        reconnect_min_s=m.reconnect_min_s,
+        reconnect_max_s=m.reconnect_max_s,
+    )
 
 
 def _params(info: StartInfo) -> CallParams:

@@ -46,8 +46,6 @@ def assign_finals(
                 best, best_overlap = i, overlap
         if best is None and not strict:
             continue
-        if best is None and not strict:
-            continue
         assert best is not None, f"final on {f['speaker']} matches no scripted turn of that speaker: {f}"
         by_turn[best].append(f)
     return by_turn

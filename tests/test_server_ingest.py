@@ -86,6 +86,7 @@ async def server() -> AsyncIterator[Server]:
             "limits.start_timeout_s": 1.0,
             "limits.idle_timeout_s": 2.0,
             "guidance": False,
+            "auth.enabled": False,  # access control has its own tests (test_web_auth.py)
         },
     )
     fake = FakeTranscriber()
