@@ -27,10 +27,30 @@ FIXTURE_CALLS = ROOT / "tests" / "fixtures"
 __all__ = ["RunningService", "start_service", "stop_service"]
 
 
-def start_service(tmp: Path, *extra: str, env: dict[str, str] | None = None) -> RunningService:
+def parse_sets(pairs: list[str]) -> dict[str, Any]:
+    """`--set endpoint.min_silence_ms=300` style overrides for experiments."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, _, raw = pair.partition("=")
+        value: Any = raw
+        for conv in (int, float):
+            try:
+                value = conv(raw)
+                break
+            except ValueError:
+                continue
+        if raw.lower() in ("true", "false"):
+            value = raw.lower() == "true"
+        out[key] = value
+    return out
+
+
+def start_service(
+    tmp: Path, *extra: str, env: dict[str, str] | None = None, settings: dict[str, Any] | None = None
+) -> RunningService:
     """The real service with access control off: these benches measure speech latency and
     capacity, and their clients connect without tokens (bench/delivery.py keeps auth on)."""
-    return _start_service(tmp, *extra, env=env, settings={"auth.enabled": False})
+    return _start_service(tmp, *extra, env=env, settings={"auth.enabled": False, **(settings or {})})
 
 
 def calls_dir() -> Path:

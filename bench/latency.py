@@ -15,16 +15,18 @@ import asyncio
 import tempfile
 from pathlib import Path
 
-from common import load_call, pct, start_service, stop_service, turn_latencies
+from common import load_call, parse_sets, pct, start_service, stop_service, turn_latencies
 
 from stream.simulate import stream_call
 
 DEFAULT_CALLS = ["dev_zh_01", "dev_en_02"]
 
 
-async def run_backend(backend: str, calls: list[str], max_seconds: float | None, speed: float) -> list[float]:
+async def run_backend(
+    backend: str, calls: list[str], max_seconds: float | None, speed: float, settings: dict[str, object]
+) -> list[float]:
     tmp = Path(tempfile.mkdtemp(prefix=f"bench-{backend}-"))
-    svc = start_service(tmp, "--backend", backend, "--no-guidance")
+    svc = start_service(tmp, "--backend", backend, "--no-guidance", settings=settings)
     latencies: list[float] = []
     try:
         for call in calls:
@@ -49,11 +51,14 @@ async def main() -> None:
     ap.add_argument("--calls", nargs="+", default=DEFAULT_CALLS)
     ap.add_argument("--max-seconds", type=float, default=None, help="only the first N seconds of each call")
     ap.add_argument("--speed", type=float, default=1.0, help="1.0 = real time (the figure that matters)")
+    ap.add_argument("--set", action="append", default=[], help="setting override, e.g. asr.full_window=true")
     args = ap.parse_args()
     results: dict[str, list[float]] = {}
     for backend in args.backends:
         print(f"backend {backend}:", flush=True)
-        results[backend] = await run_backend(backend, args.calls, args.max_seconds, args.speed)
+        results[backend] = await run_backend(
+            backend, args.calls, args.max_seconds, args.speed, parse_sets(args.set)
+        )
     print("\nturn-end -> transcript.final latency (s)")
     print(f"{'backend':16} {'turns':>5} {'p50':>6} {'p95':>6}")
     for backend, lat in results.items():

@@ -86,7 +86,24 @@ class UtteranceEnded:
     reason: EndReason
 
 
-EndpointEvent: TypeAlias = UtteranceStarted | PartialAudio | UtteranceEnded
+@dataclass(frozen=True, eq=False)
+class SpeculativeEnd:
+    """The utterance *may* have ended: ``pad_ms`` of silence follow the last speech.
+
+    Its audio is exactly what :class:`UtteranceEnded` will carry if the silence
+    lasts to ``min_silence_ms`` (speech + ``pad_ms``), so a transcription started
+    now can be used as the final one, saving ``min_silence_ms - pad_ms`` of
+    latency.  If speech resumes, the utterance goes on and this is void.
+    """
+
+    leg: str
+    utterance_id: str
+    start: float
+    end: float
+    audio: FloatArray = field(repr=False)
+
+
+EndpointEvent: TypeAlias = UtteranceStarted | PartialAudio | SpeculativeEnd | UtteranceEnded
 
 
 class _Open:
@@ -100,6 +117,7 @@ class _Open:
         self.last_speech_end = start
         self.utterance_id: str | None = None  # set once confirmed by min_speech_ms
         self.last_partial: int | None = None
+        self.speculated_for: int | None = None  # last_speech_end a SpeculativeEnd was emitted for
 
     @property
     def end(self) -> int:
@@ -221,6 +239,20 @@ class Endpointer:
                 self._emit_end(utt, min(utt.last_speech_end + self._pad, now), "silence", events)
             self._utt = None
             return
+        if (
+            self.settings.speculative
+            and utt.utterance_id is not None
+            and not self._speaking
+            and now - utt.last_speech_end >= self._pad
+            and utt.speculated_for != utt.last_speech_end
+        ):
+            utt.speculated_for = utt.last_speech_end
+            end = utt.last_speech_end + self._pad
+            events.append(
+                SpeculativeEnd(
+                    self.leg, utt.utterance_id, self._seconds(utt.start), self._seconds(end), utt.audio(end)
+                )
+            )
         if utt.utterance_id is None and utt.speech_samples >= self._min_speech:
             self._confirm(utt, events)
         if utt.fill >= self._max:

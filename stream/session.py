@@ -34,9 +34,10 @@ from assist.events import (
     TranscriptPartial,
 )
 from assist.masking import mask_text
+from stream.asr.base import AsrResult
 from stream.asr.scheduler import AsrScheduler
 from stream.bus import CallLog
-from stream.endpointer import Endpointer, PartialAudio, UtteranceEnded
+from stream.endpointer import Endpointer, PartialAudio, SpeculativeEnd, UtteranceEnded
 from stream.pipeline import AsrPlan, accept_text
 from stream.settings import Settings
 from stream.vad import make_vad
@@ -59,6 +60,13 @@ class CallParams:
     encoding: str
     legs: tuple[str, ...]
     metadata: Mapping[str, Any]
+
+
+@dataclass
+class _Speculation:
+    end: float
+    samples: int
+    task: asyncio.Task[AsrResult]
 
 
 @dataclass
@@ -97,6 +105,8 @@ class CallSession:
         self._final_task: asyncio.Task[None] | None = None
         self._partial_tasks: dict[str, asyncio.Task[None]] = {}
         self._finalized: set[str] = set()
+        self._speculative: dict[str, _Speculation] = {}
+        self.speculative_hits = 0
         self._samples: dict[str, int] = dict.fromkeys(params.legs, 0)
         self.started_at = time.time()
         self.ended = False
@@ -162,10 +172,26 @@ class CallSession:
     async def _on_endpoint(self, ev: object) -> None:
         if isinstance(ev, UtteranceEnded):
             await self._pending.put(_Pending(ev, time.perf_counter()))
+        elif isinstance(ev, SpeculativeEnd):
+            self._speculate(ev)
         elif isinstance(ev, PartialAudio):
             running = self._partial_tasks.get(ev.leg)
             if running is None or running.done():
                 self._partial_tasks[ev.leg] = asyncio.create_task(self._partial(ev))
+
+    def _speculate(self, ev: SpeculativeEnd) -> None:
+        """Start the final transcription early when the ASR worker has nothing else to do.
+
+        Under load (finals already waiting) speculation is skipped, so a wasted
+        guess never delays another utterance's final.
+        """
+        stats = self._scheduler.stats()
+        if stats.get("final_queue", 0) or stats.get("finals_blocked", 0):
+            return
+        req = self._plan.request(ev.audio, self.language)
+        task = asyncio.create_task(self._scheduler.final(req, key=f"{self.call_id}/{ev.leg}"))
+        task.add_done_callback(_consume_exception)
+        self._speculative[ev.utterance_id] = _Speculation(end=ev.end, samples=len(ev.audio), task=task)
 
     async def _partial(self, ev: PartialAudio) -> None:
         req = self._plan.request(ev.audio, self.language, partial=True)
@@ -208,7 +234,12 @@ class CallSession:
     async def _finalize(self, item: _Pending) -> None:
         ev = item.ended
         req = self._plan.request(ev.audio, self.language)
-        result = await self._scheduler.final(req, key=f"{self.call_id}/{ev.leg}")
+        spec = self._speculative.pop(ev.utterance_id, None)
+        if spec is not None and spec.end == ev.end and spec.samples == len(ev.audio):
+            result = await spec.task  # same audio: the early transcription is the final one
+            self.speculative_hits += 1
+        else:
+            result = await self._scheduler.final(req, key=f"{self.call_id}/{ev.leg}")
         self._finalized.add(ev.utterance_id)
         text = self._shown(accept_text(result, req))
         if not text:
@@ -266,6 +297,12 @@ class CallSession:
 
     async def error(self, code: str, message: str, *, fatal: bool) -> None:
         await self.log.publish(ErrorEvent(code=code, message=message, fatal=fatal))
+
+
+def _consume_exception(task: asyncio.Task[AsrResult]) -> None:
+    """A void speculation is never awaited; its failure must not be reported as unretrieved."""
+    if not task.cancelled():
+        task.exception()
 
 
 def _speaker(leg: str) -> Speaker:

@@ -7,6 +7,8 @@ field here so an operator can see and tune it, and so tests can shrink it.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import dataclasses
 import os
 import socket
@@ -55,6 +57,7 @@ class EndpointSettings:
     max_utterance_s: float = 20.0  # long monologues are split here
     partial_interval_s: float = 1.5  # at most one partial transcript per leg per interval
     min_partial_s: float = 1.5  # no partial before the utterance is this long
+    speculative: bool = True  # start the final transcription after pad_ms of silence when ASR is idle
 
 
 @dataclass(frozen=True)
@@ -99,6 +102,58 @@ class AuthSettings:
     link_ttl_s: int = 12 * 3600  # lifetime of the token in the overlay link printed at start-up
 
 
+ADAPTER_LEGS = ("agent", "customer")
+AUDIOSOCKET_PAIRINGS = ("suffix", "none")
+MIN_AUDIOHOOK_API_KEY_CHARS = 16  # an API key alone admits a client when no client secret is set: not guessable
+MIN_AUDIOHOOK_SECRET_BYTES = 16  # the HMAC key of the AudioHook request signatures, base64-decoded
+
+
+@dataclass(frozen=True)
+class AdapterSettings:
+    """Telephony adapters (:mod:`stream.adapters`, docs/telephony.md); checked when built."""
+
+    audiohook_api_keys: tuple[str, ...] = ()  # X-API-KEY values accepted; empty: refuse all unless auth is off
+    audiohook_client_secret: str = ""  # base64; when set, every AudioHook request must be signed with it
+    twilio_inbound_leg: str = "customer"  # Twilio's "inbound" track (the caller); "outbound" is the other leg
+    freeswitch_channel0_leg: str = "customer"  # mod_audio_fork channel 0 (the caller), also mono and mixed
+    audiosocket_host: str = "127.0.0.1"  # AudioSocket has no authentication: keep it on a private network
+    audiosocket_port: int = 0  # 0: no AudioSocket listener
+    audiosocket_pairing: str = "suffix"  # "suffix": UUIDs ending in a / c are one call's agent / customer legs
+    audiosocket_leg: str = "customer"  # the leg of an AudioSocket connection that is not paired
+
+    def __post_init__(self) -> None:
+        keys = self.audiohook_api_keys
+        _check(
+            isinstance(keys, tuple) and all(isinstance(k, str) for k in keys),
+            "adapters.audiohook_api_keys",
+            "must be a list of strings",
+        )
+        for key in keys:
+            _check(
+                len(key) >= MIN_AUDIOHOOK_API_KEY_CHARS and key.isprintable() and " " not in key,
+                "adapters.audiohook_api_keys",
+                f"entries must be at least {MIN_AUDIOHOOK_API_KEY_CHARS} printable characters without spaces",
+            )
+        if self.audiohook_client_secret:
+            try:
+                secret = base64.b64decode(self.audiohook_client_secret, validate=True)
+            except (binascii.Error, ValueError):
+                secret = b""
+            _check(
+                len(secret) >= MIN_AUDIOHOOK_SECRET_BYTES,
+                "adapters.audiohook_client_secret",
+                f"must be base64 of at least {MIN_AUDIOHOOK_SECRET_BYTES} bytes",
+            )
+        for name in ("twilio_inbound_leg", "freeswitch_channel0_leg", "audiosocket_leg"):
+            _check(getattr(self, name) in ADAPTER_LEGS, f"adapters.{name}", "must be 'agent' or 'customer'")
+        _check(0 <= self.audiosocket_port <= 65535, "adapters.audiosocket_port", "must be 0..65535")
+        _check(
+            self.audiosocket_pairing in AUDIOSOCKET_PAIRINGS,
+            "adapters.audiosocket_pairing",
+            "must be 'suffix' or 'none'",
+        )
+
+
 @dataclass(frozen=True)
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
@@ -108,6 +163,7 @@ class Settings:
     store: StoreSettings = field(default_factory=StoreSettings)
     mqtt: MqttSettings = field(default_factory=MqttSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
+    adapters: AdapterSettings = field(default_factory=AdapterSettings)
     data_dir: str = ""  # service state (call store, secret); default ~/.local/share/callassist
     playbook: str = ""  # playbook folder; default: the packaged prompts/
     guidance_encoder: str = "use"  # "use" (multilingual USE), "minilm" (English only) or a model folder

@@ -20,6 +20,7 @@ from stream.endpointer import (
     Endpointer,
     EndpointEvent,
     PartialAudio,
+    SpeculativeEnd,
     UtteranceEnded,
     UtteranceStarted,
 )
@@ -37,6 +38,7 @@ SETTINGS = EndpointSettings(
     max_utterance_s=20.0,
     partial_interval_s=0.5,
     min_partial_s=0.5,
+    speculative=False,  # its own tests below
 )
 
 
@@ -309,3 +311,28 @@ def test_silero_endpoints_match_the_scripted_turns(channel: int, speaker: str) -
         for a, b in itertools.pairwise(mine):  # a split turn: pieces are adjacent, gap < a pause
             assert b.start - a.end < 1.0
     assert used == {u.utterance_id for u in utterances}, "an utterance outside every scripted turn"
+
+
+SPECULATIVE = EndpointSettings(**{**SETTINGS.__dict__, "speculative": True})
+
+
+def test_speculative_end_carries_exactly_the_final_audio() -> None:
+    """After pad_ms of silence the early guess has the same audio the final will have."""
+    events = run(script((False, 50), (True, 30), (False, 50)), SPECULATIVE)
+    kinds = [type(e) for e in events]
+    assert kinds == [UtteranceStarted, SpeculativeEnd, UtteranceEnded]
+    _, spec, end = events
+    assert isinstance(spec, SpeculativeEnd) and isinstance(end, UtteranceEnded)
+    assert (spec.utterance_id, spec.start, spec.end) == (end.utterance_id, end.start, end.end)
+    np.testing.assert_array_equal(spec.audio, end.audio)
+
+
+def test_speech_resuming_voids_the_speculation_and_guesses_again() -> None:
+    # a 10-frame pause: longer than pad (5) but shorter than min_silence (20)
+    events = run(script((False, 50), (True, 30), (False, 10), (True, 30), (False, 50)), SPECULATIVE)
+    specs = [e for e in events if isinstance(e, SpeculativeEnd)]
+    (end,) = ended(events)
+    assert len(specs) == 2
+    assert specs[0].end < end.end
+    assert specs[1].end == end.end
+    np.testing.assert_array_equal(specs[1].audio, end.audio)

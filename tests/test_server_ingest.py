@@ -164,6 +164,8 @@ async def test_full_call_events_in_order(server: Server) -> None:
     assert customer["start"] == pytest.approx(1.5, abs=0.3) and customer["end"] == pytest.approx(2.3, abs=0.4)
     assert events[-1]["reason"] == "stop"
     assert events[0]["metadata"] == {"agent_name": "Ann"}
+    # a speculative early transcription is reused by the final, never run twice
+    assert len(server.fake.seen) == 2
 
 
 async def test_mulaw_8k_mono_legs_on_separate_connections_join_one_call(server: Server) -> None:
