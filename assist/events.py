@@ -178,7 +178,12 @@ class Event:
         return self.body.TYPE
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"type": self.body.TYPE, "call_id": self.call_id, "seq": self.seq, "ts": self.ts}
+        out: dict[str, Any] = {
+            "type": self.body.TYPE,
+            "call_id": self.call_id,
+            "seq": self.seq,
+            "ts": self.ts,
+        }
         for f in dataclasses.fields(self.body):
             value = getattr(self.body, f.name)
             out[f.name] = _plain(value)

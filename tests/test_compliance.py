@@ -1,0 +1,240 @@
+"""Compliance rules on agent speech: each rule fires on a violation written for this test (not
+taken from the playbook) and stays quiet on a compliant look-alike; negation, clause splitting
+and partial transcripts behave as the agent needs."""
+
+from __future__ import annotations
+
+import functools
+import os
+import tempfile
+
+import pytest
+
+from assist.compliance import split_clauses, weight
+from assist.encoders import make_encoder
+from assist.engine import GuidanceEngine
+from assist.events import ComplianceWarning
+from assist.playbook import RULE_IDS, default_playbook_dir, load_playbook
+
+pytestmark = [
+    pytest.mark.model,
+    pytest.mark.skipif(
+        not (default_playbook_dir() / "rules.yaml").is_file(), reason="prompts/ not written yet"
+    ),
+]
+
+
+@functools.cache
+def shared_engine() -> GuidanceEngine:
+    """One engine for all guidance tests: loading USE and embedding the playbook takes seconds."""
+    cache = os.environ.get("CALLASSIST_TEST_EMBED_CACHE") or tempfile.mkdtemp(prefix="callassist-emb-")
+    return GuidanceEngine(load_playbook(), make_encoder("use"), cache_dir=cache)
+
+
+# (rule, language, violation, compliant look-alike) -- written for these tests.
+CASES = [
+    (
+        "threat_violence",
+        "zh",
+        "你要是再拖着不还，晚上回家路上可要当心点。",
+        "我们绝对不会上门找您麻烦，这一点您放心。",
+    ),
+    (
+        "threat_violence",
+        "en",
+        "Keep ignoring us and something bad could happen to your car.",
+        "Nobody is going to come to your house or hurt anyone.",
+    ),
+    (
+        "abusive_language",
+        "zh",
+        "你就是个不要脸的老赖，欠钱还有理了？",
+        "您不是什么老赖，只是暂时遇到了困难。",
+    ),
+    (
+        "abusive_language",
+        "en",
+        "You're a worthless deadbeat and everybody knows it.",
+        "You're not a deadbeat, you just hit a rough patch.",
+    ),
+    (
+        "false_criminal_threat",
+        "zh",
+        "你再不还钱，我们就报警让警察把你抓起来。",
+        "欠款属于民事纠纷，您不会因为这个坐牢。",
+    ),
+    (
+        "false_criminal_threat",
+        "en",
+        "If this isn't paid today, you will be arrested and go to jail.",
+        "Nobody is going to arrest you; this is a civil matter.",
+    ),
+    (
+        "impersonation",
+        "zh",
+        "我是市公安局经侦大队的，现在正式通知你还款。",
+        "我是资产管理公司的催收专员，不是法院也不是公安。",
+    ),
+    (
+        "impersonation",
+        "en",
+        "This is Officer Grant from the county sheriff's office calling about your debt.",
+        "I'm an account specialist with a collection agency, not a law firm or the police.",
+    ),
+    (
+        "third_party_disclosure",
+        "zh",
+        "你不还，我们就把你欠钱的事告诉你通讯录里所有人。",
+        "这件事我们只跟您本人沟通，不会告诉您的家人或单位。",
+    ),
+    (
+        "third_party_disclosure",
+        "en",
+        "I'm going to call your boss and tell him you owe us money.",
+        "We won't discuss your account with your employer or your family.",
+    ),
+    (
+        "harassment",
+        "zh",
+        "你不接是吧，那我们每天给你打一百个电话，半夜也打。",
+        "我们只在工作日白天联系您，晚上不会打扰您。",
+    ),
+    (
+        "harassment",
+        "en",
+        "We'll keep calling you every hour, day and night, until you pay.",
+        "Tell me what time works best and we'll stick to it.",
+    ),
+    (
+        "misrepresentation",
+        "zh",
+        "今天不还，明天利息就翻倍，而且你一辈子都会上黑名单。",
+        "逾期会按合同产生罚息，逾期记录会报送征信。",
+    ),
+    (
+        "misrepresentation",
+        "en",
+        "If you don't pay by tonight, the interest doubles and the balance triples.",
+        "Late fees apply as your contract sets out, and late payments are reported to the credit bureaus.",
+    ),
+    (
+        "overbearing",
+        "zh",
+        "没得商量，今天必须全部还清，别跟我讲理由。",
+        "我理解您的难处，咱们一起商量一个您能接受的方案。",
+    ),
+    (
+        "overbearing",
+        "en",
+        "I don't care about your excuses, it's your own fault, so pay it all today.",
+        "I hear you, and I'd like to work out something that fits your budget.",
+    ),
+]
+
+
+def test_every_rule_has_cases_in_both_languages() -> None:
+    assert {(r, lang) for r, lang, _, _ in CASES} == {(r, lang) for r in RULE_IDS for lang in ("zh", "en")}
+
+
+@pytest.mark.parametrize(("rule", "language", "violation", "lookalike"), CASES)
+def test_rule_fires_on_violation(rule: str, language: str, violation: str, lookalike: str) -> None:
+    findings = shared_engine().judge_agent(violation, language).findings
+    assert rule in {f.rule for f in findings}, findings
+    f = next(f for f in findings if f.rule == rule)
+    assert f.quote and f.quote in violation
+    assert f.why and f.rephrase
+    assert f.severity in ("critical", "major", "minor")
+    assert f.evidence.startswith(("pattern: ", "example: "))
+
+
+@pytest.mark.parametrize(("rule", "language", "violation", "lookalike"), CASES)
+def test_lookalike_stays_quiet(rule: str, language: str, violation: str, lookalike: str) -> None:
+    assert shared_engine().judge_agent(lookalike, language).findings == ()
+
+
+@pytest.mark.parametrize(
+    ("text", "language"),
+    [
+        ("我们不会上门，您放心。", "zh"),
+        ("nobody is going to arrest you", "en"),
+        ("You're not going to jail over this, it's a civil debt.", "en"),
+        ("我们不会给您单位打电话，也不会联系您的家人。", "zh"),
+        ("按合同约定，逾期会产生罚息，也会影响您的征信记录。", "zh"),
+        ("If the balance stays unpaid, we may file a civil lawsuit as the contract allows.", "en"),
+        ("I can hear how much pressure you're under right now.", "en"),
+    ],
+)
+def test_negation_reassurance_and_calm_facts_do_not_fire(text: str, language: str) -> None:
+    assert shared_engine().judge_agent(text, language).findings == ()
+
+
+# Compliant sentences the current prompts/ content still flags: each needs a look-alike or a
+# negation in rules.yaml (content, not engine logic).  They turn into XPASS once it is added.
+CONTENT_GAPS = [
+    pytest.param(
+        "I don't see you as a deadbeat at all; things just got hard.",
+        "en",
+        marks=pytest.mark.xfail(
+            reason='abusive_language en negations miss "don\'t see you as"', strict=False
+        ),
+    ),
+    pytest.param(
+        "We'll only call during business hours, and you can tell us a better time.",
+        "en",
+        marks=pytest.mark.xfail(reason="harassment en has no call-schedule look-alike yet", strict=False),
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "language"), CONTENT_GAPS)
+def test_known_content_gaps(text: str, language: str) -> None:
+    assert shared_engine().judge_agent(text, language).findings == ()
+
+
+def test_each_clause_is_judged_on_its_own() -> None:
+    text = "我们不会上门找您，但是你再不还钱，我们就报警把你抓起来。"
+    rules = {f.rule for f in shared_engine().judge_agent(text, "zh").findings}
+    assert "false_criminal_threat" in rules
+
+
+def test_clause_splitting() -> None:
+    clauses = split_clauses("好的。你不还就是诈骗，我们马上报警！Balance is 2,400.50 dollars, OK?")
+    texts = [c.text for c in clauses]
+    assert texts[0] == "好的。你不还就是诈骗"  # a two-character fragment joins its neighbour
+    assert "我们马上报警" in texts
+    assert any("2,400.50" in t for t in texts)  # no split inside a number
+    full = "好的。你不还就是诈骗，我们马上报警！Balance is 2,400.50 dollars, OK?"
+    for c in clauses:
+        assert full[c.start : c.end] == c.text
+    assert weight("你好 hello") == 4
+
+
+def test_partial_raises_critical_once_and_final_does_not_repeat() -> None:
+    guide = shared_engine().new_call("zh", {})
+    partial = guide.on_partial("agent", "你不还就是诈骗，我们马上报警抓", "u7")
+    assert [(w.rule, w.partial) for w in partial if isinstance(w, ComplianceWarning)] == [
+        ("false_criminal_threat", True)
+    ]
+    assert guide.on_partial("agent", "你不还就是诈骗，我们马上报警抓你", "u7") == []
+    final = guide.on_final("agent", "你不还就是诈骗，我们马上报警抓你。", "u7")
+    assert "false_criminal_threat" not in {e.rule for e in final if isinstance(e, ComplianceWarning)}
+    assert guide.state()["warnings"]["critical"] >= 1
+
+
+def test_partial_ignores_customers_and_non_critical_rules() -> None:
+    guide = shared_engine().new_call("zh", {})
+    assert guide.on_partial("customer", "你们再打我就报警抓你们", "c1") == []
+    assert guide.on_partial("agent", "没得商量，今天必须全部还清", "a1") == []
+
+
+def test_suggestions_never_trip_a_rule() -> None:
+    engine = shared_engine()
+    from assist.playbook import SAMPLE_SLOT_VALUES, fill_slots
+
+    for line in engine.playbook.lines():
+        if line.id in engine.excluded_lines:
+            continue
+        for lang in engine.playbook.languages:
+            text = fill_slots(line.text.get(lang), SAMPLE_SLOT_VALUES[lang])
+            if text:
+                assert engine.judge_agent(text, lang).findings == (), (line.id, lang)

@@ -1,0 +1,327 @@
+"""Playbook loading and validation: each kind of mistake is reported with file, path and problem.
+
+The validation tests run on a small synthetic playbook written to a temp folder
+(so they do not move when the real prompts/ content is edited); the last tests
+check that the real prompts/ folder itself is valid.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from assist.playbook import (
+    RULE_IDS,
+    SIGNAL_IDS,
+    STAGE_IDS,
+    PlaybookError,
+    check_playbook,
+    default_playbook_dir,
+    fill_slots,
+    load_playbook,
+    playbook_version,
+)
+
+
+def _texts(prefix: str, n: int) -> dict[str, list[str]]:
+    return {
+        "zh": [f"{prefix}中文例句第{i}句" for i in range(n)],
+        "en": [f"{prefix} english sentence {i}" for i in range(n)],
+    }
+
+
+def _line(ident: str, **extra: Any) -> dict[str, Any]:
+    return {"id": ident, "text": {"zh": f"建议{ident}", "en": f"suggestion {ident}"}, **extra}
+
+
+def synthetic() -> dict[str, Any]:
+    """A minimal valid playbook: every id, exactly the minimum counts."""
+    rules = []
+    for i, rid in enumerate(RULE_IDS):
+        rules.append(
+            {
+                "id": rid,
+                "severity": "critical" if i < 5 else "major",
+                "why": {"zh": f"原因{i}", "en": f"why {i}"},
+                "grounding": "FDCPA",
+                "patterns": {"zh": [f"违规词{i}号"], "en": [rf"\bbadword{i}\b"]},
+                "negations": {"zh": ["不会"], "en": [r"\bwon't\b"]},
+                "violations": {
+                    "zh": [f"你这个违规词{i}号第{k}次" for k in range(15)],
+                    "en": [f"you badword{i} number {k}" for k in range(15)],
+                },
+                "lookalikes": _texts(f"lookalike {rid}", 10),
+                "rephrase": {"zh": f"改说{i}", "en": f"say {i} instead"},
+            }
+        )
+    return {
+        "playbook.yaml": {
+            "version": "t1",
+            "name": "synthetic",
+            "languages": ["zh", "en"],
+            "defaults": {
+                "company": {"zh": "测试公司", "en": "Test Co"},
+                "agent_name": {"zh": "小王", "en": "Sam"},
+            },
+            "hotwords": {"zh": ["还款", "分期"], "en": ["instalment"]},
+        },
+        "stages.yaml": {
+            "stages": [
+                {
+                    "id": sid,
+                    "goal": {"zh": f"目标{sid}", "en": f"goal {sid}"},
+                    "examples": _texts(f"stage {sid}", 10),
+                    "suggestions": [_line(f"{sid}_{k}", needs_identity=k > 0) for k in range(5)],
+                }
+                for sid in STAGE_IDS
+            ]
+        },
+        "signals.yaml": {
+            "signals": [
+                {
+                    "id": gid,
+                    "meaning": {"zh": f"含义{gid}", "en": f"meaning {gid}"},
+                    "examples": _texts(f"signal {gid}", 10),
+                    "responses": [_line(f"sig_{gid}_{k}", after_signals=[gid]) for k in range(2)],
+                }
+                for gid in SIGNAL_IDS
+            ]
+        },
+        "rules.yaml": {"rules": rules},
+    }
+
+
+def write(folder: Path, data: dict[str, Any]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, content in data.items():
+        (folder / name).write_text(
+            yaml.safe_dump(content, allow_unicode=True, sort_keys=False), encoding="utf-8"
+        )
+    return folder
+
+
+def errors_for(tmp_path: Path, mutate: Any) -> list[str]:
+    data = synthetic()
+    mutate(data)
+    return check_playbook(write(tmp_path / "pb", data))
+
+
+def test_synthetic_playbook_loads(tmp_path: Path) -> None:
+    folder = write(tmp_path / "pb", synthetic())
+    assert check_playbook(folder) == []
+    pb = load_playbook(folder)
+    assert [s.id for s in pb.stages] == list(STAGE_IDS)
+    assert {s.id for s in pb.signals} == set(SIGNAL_IDS)
+    assert pb.rule("threat_violence").patterns.zh[0].search("这是违规词0号")
+    assert pb.stage("opening").suggestions[0].needs_identity is False
+    assert pb.stage("opening").suggestions[1].needs_identity is True
+    assert pb.hotwords.zh == ("还款", "分期")
+    assert pb.company.get("en") == "Test Co"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        pb.name = "x"  # type: ignore[misc]
+
+
+def test_version_hash_follows_content(tmp_path: Path) -> None:
+    folder = write(tmp_path / "pb", synthetic())
+    v1 = load_playbook(folder).playbook_version
+    assert v1 == playbook_version(folder)
+    data = synthetic()
+    data["stages.yaml"]["stages"][0]["examples"]["en"][0] = "changed"
+    write(folder, data)
+    assert load_playbook(folder).playbook_version != v1
+
+
+def test_count_error_names_file_path_and_counts(tmp_path: Path) -> None:
+    def mutate(d: dict[str, Any]) -> None:
+        d["rules.yaml"]["rules"][3]["violations"]["zh"] = d["rules.yaml"]["rules"][3]["violations"]["zh"][:12]
+
+    errs = errors_for(tmp_path, mutate)
+    assert errs == [f"{tmp_path / 'pb' / 'rules.yaml'}: rules[3].violations.zh: needs >= 15 examples, has 12"]
+    with pytest.raises(PlaybookError) as info:
+        load_playbook(tmp_path / "pb")
+    assert info.value.file == str(tmp_path / "pb" / "rules.yaml")
+    assert info.value.path == "rules[3].violations.zh"
+    assert info.value.problem == "needs >= 15 examples, has 12"
+
+
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        (
+            lambda d: d["stages.yaml"]["stages"][1].__setitem__("id", "smalltalk"),
+            [
+                "stages.yaml: stages[1].id: unknown stage id 'smalltalk'",
+                "stages.yaml: stages: missing stage id 'empathy'",
+            ],
+        ),
+        (
+            lambda d: d["signals.yaml"]["signals"][2].__setitem__("id", "hardship"),
+            [
+                "signals.yaml: signals[2].id: duplicate signal id 'hardship' (also signals[1])",
+                "signals.yaml: signals: missing signal id 'request_plan'",
+            ],
+        ),
+        (
+            lambda d: d["rules.yaml"]["rules"].pop(),
+            ["rules.yaml: rules: missing rule id 'overbearing'"],
+        ),
+        (
+            lambda d: d["rules.yaml"]["rules"][2]["patterns"]["en"].append("(unclosed"),
+            ["rules.yaml: rules[2].patterns.en[1]: regex '(unclosed' does not compile"],
+        ),
+        (
+            lambda d: d["rules.yaml"]["rules"][0]["negations"]["zh"].append("[bad"),
+            ["rules.yaml: rules[0].negations.zh[1]: regex '[bad' does not compile"],
+        ),
+        (
+            lambda d: d["stages.yaml"]["stages"][0]["suggestions"][1]["text"].__setitem__(
+                "en", "Hi {custmer_name}"
+            ),
+            ["stages.yaml: stages[0].suggestions[1].text.en: unknown slot(s) {custmer_name}"],
+        ),
+        (
+            lambda d: d["stages.yaml"]["stages"][0]["suggestions"][1]["text"].__setitem__(
+                "zh", "您好{customer_name"
+            ),
+            ["stages.yaml: stages[0].suggestions[1].text.zh: malformed slot braces"],
+        ),
+        (
+            lambda d: d["signals.yaml"]["signals"][0]["responses"][0]["text"].__setitem__(
+                "zh", "再不还就违规词0号"
+            ),
+            [
+                "signals.yaml: signals[0].responses[0].text.zh: "
+                "suggestion trips compliance rule threat_violence (pattern: 违规词0号)"
+            ],
+        ),
+        (
+            lambda d: d["rules.yaml"]["rules"][1]["lookalikes"]["en"].__setitem__(
+                0, "a calm badword4 mention"
+            ),
+            ["rules.yaml: rules[1].lookalikes.en[0]: compliant look-alike trips rule third_party_disclosure"],
+        ),
+        (
+            lambda d: d["stages.yaml"]["stages"][2].__setitem__("colour", "blue"),
+            ["stages.yaml: stages[2].colour: unknown key (allowed: id, goal, examples, suggestions)"],
+        ),
+        (
+            lambda d: d["rules.yaml"]["rules"][5].pop("rephrase"),
+            ["rules.yaml: rules[5].rephrase: missing"],
+        ),
+        (
+            lambda d: d["rules.yaml"]["rules"][5].__setitem__("severity", "fatal"),
+            ["rules.yaml: rules[5].severity: must be one of critical, major, minor, got 'fatal'"],
+        ),
+        (
+            lambda d: d["stages.yaml"]["stages"][4]["suggestions"][0].__setitem__("after_signals", ["angry"]),
+            ["stages.yaml: stages[4].suggestions[0].after_signals[0]: unknown signal id 'angry'"],
+        ),
+        (
+            lambda d: d["stages.yaml"]["stages"][4]["suggestions"][0].__setitem__("needs_identity", "no"),
+            ["stages.yaml: stages[4].suggestions[0].needs_identity: expected true or false, got a string"],
+        ),
+        (
+            lambda d: d["signals.yaml"]["signals"][3]["responses"][1].__setitem__("id", "opening_0"),
+            ["signals.yaml: signals[3].responses[1].id: duplicate suggestion id 'opening_0'"],
+        ),
+        (
+            lambda d: d["stages.yaml"]["stages"][3]["suggestions"].pop(),
+            ["stages.yaml: stages[3].suggestions: needs >= 5 entries, has 4"],
+        ),
+        (
+            lambda d: d["signals.yaml"]["signals"][0]["examples"].pop("en"),
+            ["signals.yaml: signals[0].examples.en: missing"],
+        ),
+        (
+            lambda d: d["stages.yaml"]["stages"][0]["examples"]["zh"].__setitem__(
+                3, "stage opening中文例句第2句"
+            ),
+            ["stages.yaml: stages[0].examples.zh[3]: duplicate of [2]"],
+        ),
+        (
+            lambda d: d["playbook.yaml"].__setitem__("languages", ["zh", "fr"]),
+            ["playbook.yaml: languages: must be a non-empty list drawn from zh, en"],
+        ),
+        (
+            lambda d: d["playbook.yaml"]["defaults"].pop("company"),
+            ["playbook.yaml: defaults.company: missing"],
+        ),
+    ],
+)
+def test_validation_errors(tmp_path: Path, mutate: Any, expected: list[str]) -> None:
+    errs = errors_for(tmp_path, mutate)
+    prefix = str(tmp_path / "pb") + "/"
+    assert len(errs) == len(expected), errs
+    for got, want in zip(errs, expected, strict=True):
+        assert got.startswith(prefix + want), (got, want)
+
+
+def test_missing_file_and_yaml_syntax(tmp_path: Path) -> None:
+    folder = write(tmp_path / "pb", synthetic())
+    (folder / "signals.yaml").unlink()
+    (folder / "rules.yaml").write_text("rules:\n  - id: x\n   bad: [\n", encoding="utf-8")
+    errs = check_playbook(folder)
+    assert f"{folder / 'signals.yaml'}: file not found" in errs
+    assert any(
+        re.match(rf"{re.escape(str(folder / 'rules.yaml'))}: line \d+, column \d+: YAML syntax error", e)
+        for e in errs
+    )
+    with pytest.raises(PlaybookError) as info:
+        load_playbook(folder)
+    assert len(info.value.all_errors) == len(errs)
+
+
+def test_negation_in_suggestion_is_allowed(tmp_path: Path) -> None:
+    def mutate(d: dict[str, Any]) -> None:
+        d["stages.yaml"]["stages"][1]["suggestions"][0]["text"]["zh"] = "我们不会违规词0号，请放心"
+
+    assert errors_for(tmp_path, mutate) == []
+
+
+def test_fill_slots() -> None:
+    assert fill_slots(
+        "您好{customer_name}，我是{agent_name}", {"customer_name": "王芳", "agent_name": "李明"}
+    ) == ("您好王芳，我是李明")
+    assert fill_slots("Your balance is {amount}", {"customer_name": "x"}) is None
+    assert fill_slots("Your balance is {amount}", {"amount": ""}) is None
+    assert fill_slots("no slots", {}) == "no slots"
+
+
+# --------------------------------------------------------------------------- the real playbook
+
+REAL = default_playbook_dir()
+needs_real = pytest.mark.skipif(
+    not (REAL / "rules.yaml").is_file(), reason="prompts/ content not written yet"
+)
+
+
+@needs_real
+def test_real_playbook_is_valid() -> None:
+    assert check_playbook(REAL) == []
+    pb = load_playbook(REAL)
+    assert pb.languages == ("zh", "en")
+    assert "还款" in pb.hotwords.zh
+
+
+@needs_real
+def test_real_playbook_suggestions_use_known_slots_only() -> None:
+    pb = load_playbook(REAL)
+    for line in pb.lines():
+        for lang in pb.languages:
+            assert "{" not in (fill_slots(line.text.get(lang), _ALL_SLOTS) or "")
+
+
+_ALL_SLOTS = {
+    "customer_name": "A",
+    "agent_name": "B",
+    "company": "C",
+    "amount": "1",
+    "due_date": "D",
+    "instalment_amount": "2",
+    "instalments": "3",
+}
