@@ -75,7 +75,8 @@ STAGE_KEYWORDS: Mapping[str, Mapping[str, re.Pattern[str]]] = {
             r"must (be|have been) (hard|tough|difficult|stressful)",
             r"that's (hard|tough|a lot)|take your time|\bi hear you\b",
             r"appreciate you (telling|sharing)",
-            r"don't worry|rest assured|(nobody|no one) is (going|coming)|you're safe|we (won't|will not|do not|don't) ",
+            r"don't worry|rest assured|(nobody|no one) is (going|coming)|you're safe",
+            r"we (won't|will not|do not|don't) ",
             flags=_I,
         ),
         "inquiry": _any(

@@ -104,7 +104,8 @@ class AuthSettings:
 
 ADAPTER_LEGS = ("agent", "customer")
 AUDIOSOCKET_PAIRINGS = ("suffix", "none")
-MIN_AUDIOHOOK_API_KEY_CHARS = 16  # an API key alone admits a client when no client secret is set: not guessable
+# An API key alone admits a client when no client secret is set: it must not be guessable.
+MIN_AUDIOHOOK_API_KEY_CHARS = 16
 MIN_AUDIOHOOK_SECRET_BYTES = 16  # the HMAC key of the AudioHook request signatures, base64-decoded
 
 
@@ -112,13 +113,16 @@ MIN_AUDIOHOOK_SECRET_BYTES = 16  # the HMAC key of the AudioHook request signatu
 class AdapterSettings:
     """Telephony adapters (:mod:`stream.adapters`, docs/telephony.md); checked when built."""
 
-    audiohook_api_keys: tuple[str, ...] = ()  # X-API-KEY values accepted; empty: refuse all unless auth is off
+    # X-API-KEY values accepted; empty: refuse all unless auth is off
+    audiohook_api_keys: tuple[str, ...] = ()
     audiohook_client_secret: str = ""  # base64; when set, every AudioHook request must be signed with it
-    twilio_inbound_leg: str = "customer"  # Twilio's "inbound" track (the caller); "outbound" is the other leg
+    # Twilio's "inbound" track (the caller); "outbound" is the other leg
+    twilio_inbound_leg: str = "customer"
     freeswitch_channel0_leg: str = "customer"  # mod_audio_fork channel 0 (the caller), also mono and mixed
     audiosocket_host: str = "127.0.0.1"  # AudioSocket has no authentication: keep it on a private network
     audiosocket_port: int = 0  # 0: no AudioSocket listener
-    audiosocket_pairing: str = "suffix"  # "suffix": UUIDs ending in a / c are one call's agent / customer legs
+    # "suffix": UUIDs ending in a / c are one call's agent / customer legs
+    audiosocket_pairing: str = "suffix"
     audiosocket_leg: str = "customer"  # the leg of an AudioSocket connection that is not paired
 
     def __post_init__(self) -> None:
