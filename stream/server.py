@@ -121,16 +121,25 @@ class Service:
         app.router.add_get("/v1/calls", self.list_calls)
         app.router.add_get("/v1/calls/{call_id}/events", self.call_events)
         WebRoutes(self).register(app)
+        from stream.adapters import register_adapters  # telephony adapters: docs/telephony.md
+
+        register_adapters(app, self)
         app.on_startup.append(self._on_startup)
         app.on_shutdown.append(self._on_shutdown)
         return app
 
     async def _on_startup(self, _app: web.Application) -> None:
         await self.scheduler.start()
+        from stream.adapters import start_audiosocket
+
+        self._audiosocket = await start_audiosocket(self)  # None unless adapters.audiosocket_port is set
         if self.mqtt is not None:
             await self.mqtt.start()
 
     async def _on_shutdown(self, _app: web.Application) -> None:
+        audiosocket = getattr(self, "_audiosocket", None)
+        if audiosocket is not None:  # first, so each AudioSocket call finishes through its connection
+            await audiosocket.stop()
         await self.calls.shutdown()  # final events and summaries reach the MQTT buffer here
         self.live.close()
         if self.mqtt is not None:
