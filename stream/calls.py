@@ -89,7 +89,9 @@ class CallManager:
         existing = self.registry.live(params.call_id)
         if existing is not None:
             if existing.session.ended:  # its last connection left and it is finishing: too late to join
-                raise CallRejected("call_conflict", f"call {params.call_id} has already ended; use a new call id")
+                raise CallRejected(
+                    "call_conflict", f"call {params.call_id} has already ended; use a new call id"
+                )
             clash = [leg for leg in legs if leg in existing.legs_attached]
             if clash:
                 raise CallRejected(
