@@ -70,7 +70,8 @@ SIGNAL_KEYWORDS: Mapping[str, Mapping[str, re.Pattern[str]]] = {
         ),
         "lawyer": _any(r"律师|律司|法律援助"),
         "hostile": _any(
-            r"投诉|你敢|滚|闭嘴|什么态度|放干净|有病|神经病|烦不烦|烦死|骗子|暴力催收|录音|去死|他妈|少来|凭什么",
+            r"投诉|你敢|滚|闭嘴|什么态度|放干净|有病|神经病|烦不烦|烦死|骗子|暴力催收|去死|他妈|(?<!多)少来|凭什么",
+            r"(我|我在|我已经|我都)[^，。！？]{0,3}录音|录(下来|了音)|吓唬谁|有本事|不怕你们|报警|举报",
             r"破公司|曝光|客气点|混蛋|无耻|流氓|黑社会|吸血|垃圾",
         ),
     },
@@ -124,6 +125,7 @@ SIGNAL_KEYWORDS: Mapping[str, Mapping[str, re.Pattern[str]]] = {
             r"\bcomplain|\breport you\b|how dare|shut up|go to hell|\bdamn\b|\bsick of\b|harass|\bscam",
             r"you people|recording this|\bidiot|leave me alone|crooks?\b|bloodsucker|screw you|ashamed",
             r"\bscum\b|vultures?|ripping (me|people) off|attorney general",
+            r"who do you think you are|get off my back|thieves|\bbbb\b|better business bureau|\bcfpb\b",
             flags=_I,
         ),
     },
@@ -144,6 +146,8 @@ NEUTRAL_CUSTOMER: Mapping[str, tuple[str, ...]] = {
         "好，我在听。",
         "你说的是哪笔？",
         "知道了。",
+        "你们的通话是会被记录的吧？",
+        "你们公司总部电话多少，我要核实一下。",
     ),
     "en": (
         "Mm-hmm.",
@@ -156,6 +160,8 @@ NEUTRAL_CUSTOMER: Mapping[str, tuple[str, ...]] = {
         "Alright, I'm listening.",
         "Which account is this about?",
         "Got it.",
+        "Are your calls monitored or taped?",
+        "What's your company's main phone line?",
     ),
 }
 

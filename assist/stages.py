@@ -118,6 +118,9 @@ NEUTRAL_AGENT: Mapping[str, tuple[str, ...]] = {
         "那我改天再给您打过来。",
         "您要是现在不方便，我晚点再联系您。",
         "嗯嗯，好的好的。",
+        "您稍等，我打开一下您的档案。",
+        "抱歉，刚才没听清楚，麻烦您重复一下。",
+        "喂，您那边还能听到我吗？",
     ),
     "en": (
         "Bear with me while the system loads.",
@@ -130,6 +133,9 @@ NEUTRAL_AGENT: Mapping[str, tuple[str, ...]] = {
         "I'll give you a ring another day.",
         "If now isn't good, I can try you later this week.",
         "Uh-huh, sure, sure.",
+        "One moment, I'm opening up your file.",
+        "Hello? Are you still on the line?",
+        "Sorry, I missed that. Could you say it again?",
     ),
 }
 

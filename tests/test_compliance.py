@@ -168,21 +168,11 @@ def test_negation_reassurance_and_calm_facts_do_not_fire(text: str, language: st
     assert shared_engine().judge_agent(text, language).findings == ()
 
 
-# Compliant sentences the current prompts/ content still flags: each needs a look-alike or a
-# negation in rules.yaml (content, not engine logic).  They turn into XPASS once it is added.
+# Compliant sentences the prompts/ content used to flag; fixed by a negation (abusive_language en)
+# and call-schedule look-alikes (harassment en) in rules.yaml.
 CONTENT_GAPS = [
-    pytest.param(
-        "I don't see you as a deadbeat at all; things just got hard.",
-        "en",
-        marks=pytest.mark.xfail(
-            reason='abusive_language en negations miss "don\'t see you as"', strict=False
-        ),
-    ),
-    pytest.param(
-        "We'll only call during business hours, and you can tell us a better time.",
-        "en",
-        marks=pytest.mark.xfail(reason="harassment en has no call-schedule look-alike yet", strict=False),
-    ),
+    ("I don't see you as a deadbeat at all; things just got hard.", "en"),
+    ("We'll only call during business hours, and you can tell us a better time.", "en"),
 ]
 
 

@@ -46,9 +46,8 @@ def run_call(name: str) -> tuple[dict[str, Any], list[list[EventBody]], Any]:
 
 
 # (fixture, turn) pairs that need content in prompts/rules.yaml rather than engine logic.
-CONTENT_GAPS = {
-    ("dev_zh_02", 8): "misrepresentation zh has no pattern for 罚息按双倍; its nearest look-alike is closer",
-}
+# (empty: 罚息按双倍 in dev_zh_02 turn 8 is now covered by a misrepresentation zh pattern)
+CONTENT_GAPS: dict[tuple[str, int], str] = {}
 
 
 def _agent_turns() -> list[Any]:
