@@ -93,6 +93,7 @@ class Service:
             services.transcriber,
             final_queue=settings.asr.final_queue,
             partial_queue=settings.asr.partial_queue,
+            max_partial_load=settings.asr.max_partial_load,
         )
         if settings.auth.enabled and secret is None:
             secret = load_or_create_secret(settings.secret_path())

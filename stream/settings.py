@@ -73,6 +73,7 @@ class AsrSettings:
     simplify_chinese: bool = True  # Whisper sometimes writes traditional characters; fold to simplified
     final_queue: int = 64  # utterances waiting for a final transcription, all calls together
     partial_queue: int = 4  # partial requests waiting; the oldest is dropped first under load
+    max_partial_load: float = 0.5  # no partials while the model was busier than this over the last 5 s
     model_cache: str = ""  # where assembled model folders live; default ~/.cache/callassist/models
 
 

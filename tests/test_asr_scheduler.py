@@ -241,3 +241,16 @@ async def test_sustained_load_keeps_every_final_and_sheds_partials() -> None:
     assert stats["partials_dropped"] == sum(r is None for r in partial_results) > 0
     assert stats["partials_served"] + stats["partials_dropped"] == len(partials)
     assert stats["final_queue"] == stats["partial_queue"] == 0
+
+
+async def test_partials_are_shed_while_finals_keep_the_model_busy() -> None:
+    """A running partial cannot be pre-empted, so under sustained final load none is started."""
+    fake = ScriptedTranscriber(delay_s=0.1)
+    async with AsrScheduler(fake, final_queue=8, partial_queue=2, max_partial_load=0.1) as sched:
+        assert await sched.partial(req("idle-partial", partial=True), key="a") is not None  # idle: served
+        for i in range(12):  # ~1.2 s of back-to-back finals: load ~0.24 of the 5 s window
+            await sched.final(req(f"final-{i}"))
+        assert sched.load() > 0.1
+        assert await sched.partial(req("busy-partial", partial=True), key="a") is None
+    assert "busy-partial" not in fake.served
+    assert sched.stats()["partials_dropped"] >= 1

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import concurrent.futures
+import time
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Self
@@ -24,6 +25,7 @@ from typing import Self
 from stream.asr.base import AsrRequest, AsrResult, Transcriber
 
 WORKER_THREAD_NAME = "asr-worker"
+LOAD_WINDOW_S = 5.0  # how far back the model's busy fraction is measured for partial shedding
 
 
 class SchedulerClosed(RuntimeError):
@@ -41,7 +43,14 @@ class _Job:
 class AsrScheduler:
     """Serialises transcription requests onto one worker thread, finals before partials."""
 
-    def __init__(self, transcriber: Transcriber, *, final_queue: int, partial_queue: int) -> None:
+    def __init__(
+        self,
+        transcriber: Transcriber,
+        *,
+        final_queue: int,
+        partial_queue: int,
+        max_partial_load: float = 1.0,
+    ) -> None:
         if final_queue < 1 or partial_queue < 1:
             raise ValueError("final_queue and partial_queue must be >= 1")
         self._transcriber = transcriber
@@ -58,6 +67,9 @@ class AsrScheduler:
         self._finals_served = 0
         self._partials_served = 0
         self._partials_dropped = 0
+        self._max_partial_load = max_partial_load
+        self._busy: collections.deque[tuple[float, float]] = collections.deque()  # recent runs (start, end)
+        self._running_since: float | None = None
         self._errors = 0
 
     # ------------------------------------------------------------------ lifecycle
@@ -187,10 +199,28 @@ class AsrScheduler:
             job = self._finals.popleft()
             self._admit_blocked()
             return job
-        if self._partials:
+        while self._partials:
             _, job = self._partials.popitem(last=False)
+            if self.load() > self._max_partial_load:
+                # Finals are arriving fast enough to keep the model busy: a partial now would
+                # sit in front of the next final (a running job cannot be pre-empted).
+                if not job.future.done():
+                    job.future.set_result(None)
+                    self._partials_dropped += 1
+                continue
             return job
         return None
+
+    def load(self, now: float | None = None) -> float:
+        """Fraction of the last LOAD_WINDOW_S the model spent transcribing (0..1)."""
+        now = time.monotonic() if now is None else now
+        horizon = now - LOAD_WINDOW_S
+        while self._busy and self._busy[0][1] < horizon:
+            self._busy.popleft()
+        busy = sum(min(end, now) - max(start, horizon) for start, end in self._busy)
+        if self._running is not None and self._running_since is not None:
+            busy += now - max(self._running_since, horizon)
+        return min(1.0, busy / LOAD_WINDOW_S)
 
     async def _dispatch(self) -> None:
         assert self._wake is not None and self._executor is not None
@@ -206,6 +236,7 @@ class AsrScheduler:
             if job.future.done():  # cancelled by its caller while queued
                 continue
             self._running = job
+            self._running_since = time.monotonic()
             try:
                 result = await loop.run_in_executor(self._executor, self._transcriber.transcribe, job.request)
             except Exception as exc:  # the caller gets the model's error; the worker lives on
@@ -220,7 +251,10 @@ class AsrScheduler:
                 if not job.future.done():
                     job.future.set_result(result)
             finally:
+                if self._running_since is not None:
+                    self._busy.append((self._running_since, time.monotonic()))
                 self._running = None
+                self._running_since = None
 
     # ------------------------------------------------------------------ stats
 
@@ -234,4 +268,5 @@ class AsrScheduler:
             "finals_blocked": len(self._blocked),
             "partial_queue": len(self._partials),
             "busy": int(self._running is not None),
+            "load_pct": round(100 * self.load()),
         }
