@@ -185,8 +185,11 @@ class CallSession:
         Under load (finals already waiting) speculation is skipped, so a wasted
         guess never delays another utterance's final.
         """
+        old = self._speculative.pop(ev.utterance_id, None)
+        if old is not None:
+            old.task.cancel()  # speech resumed: if still queued, the scheduler forgets it
         stats = self._scheduler.stats()
-        if stats.get("final_queue", 0) or stats.get("finals_blocked", 0):
+        if stats.get("busy", 0) or stats.get("final_queue", 0) or stats.get("finals_blocked", 0):
             return
         req = self._plan.request(ev.audio, self.language)
         task = asyncio.create_task(self._scheduler.final(req, key=f"{self.call_id}/{ev.leg}"))
@@ -235,10 +238,17 @@ class CallSession:
         ev = item.ended
         req = self._plan.request(ev.audio, self.language)
         spec = self._speculative.pop(ev.utterance_id, None)
-        if spec is not None and spec.end == ev.end and spec.samples == len(ev.audio):
+        if (
+            spec is not None
+            and spec.end == ev.end
+            and spec.samples == len(ev.audio)
+            and not spec.task.cancelled()
+        ):
             result = await spec.task  # same audio: the early transcription is the final one
             self.speculative_hits += 1
         else:
+            if spec is not None:
+                spec.task.cancel()
             result = await self._scheduler.final(req, key=f"{self.call_id}/{ev.leg}")
         self._finalized.add(ev.utterance_id)
         text = self._shown(accept_text(result, req))
