@@ -7,11 +7,12 @@ import secrets
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.async_api import Browser, async_playwright
 
 from stream.auth import Role, issue_token
 
@@ -144,3 +145,32 @@ def live_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSe
     svc = start_service(tmp_path_factory.mktemp("service"))
     yield svc
     stop_service(svc)
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-quic",
+    "--disable-sync",
+]
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    """Debian's Chromium driven by Playwright; never Playwright's own browser download."""
+    if not CHROMIUM.exists():
+        pytest.fail(
+            f"Debian Chromium not found at {CHROMIUM}: install it with `apt-get install chromium` "
+            "(the Makefile's test target does); Playwright's own browser download is not used"
+        )
+    async with async_playwright() as pw:
+        b = await pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            await b.close()

@@ -18,13 +18,12 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, Page
 
 from stream.simulate import stream_call
 from stream.wavfile import read_wav
@@ -32,17 +31,6 @@ from tests.conftest import FIXTURES, RunningService, load_script
 
 pytestmark = pytest.mark.model
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-quic",
-    "--disable-sync",
-]
 CALL = "dev_en_02"  # English; the agent impersonates a lawyer and threatens violence
 STREAM_SPEED = 3.0
 CUT_OFF_S = 4.0  # the overlay is disconnected this long (~12 s of call audio)
@@ -65,21 +53,6 @@ LINES_JS = """els => els.map(e => ({utterance: e.dataset.utterance, final: e.dat
 WARNINGS_JS = """els => els.map(e => ({utterance: e.dataset.utterance, rule: e.dataset.rule,
   severity: e.dataset.severity, partial: e.dataset.partial,
   quote: (e.querySelector('.quote') || {}).textContent || ''}))"""
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.fail(
-            f"Debian Chromium not found at {CHROMIUM}: install it with `apt-get install chromium` "
-            "(the Makefile's test target does); Playwright's own browser download is not used"
-        )
-    async with async_playwright() as pw:
-        b = await pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            await b.close()
 
 
 def critical_rules() -> set[str]:

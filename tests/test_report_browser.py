@@ -15,7 +15,6 @@ Chromium comes from Debian (`apt-get install chromium`; `make test` installs it)
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -23,7 +22,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, Page
 
 from assist.events import (
     CallEnded,
@@ -45,15 +44,6 @@ from stream.settings import load_settings
 from stream.store import Store, open_store
 from tests.conftest import load_script
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 CALL = "dev_zh_02"
 CALL_ID = "review-zh-02"
 T0 = 1_764_331_200.0  # 2025-11-28 12:00 UTC = 20:00 in Asia/Shanghai
@@ -117,21 +107,6 @@ def store_url(tmp_path: Path) -> str:
     with open_store(url) as store:
         store_labelled_call(store, CALL)
     return url
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.fail(
-            f"Debian Chromium not found at {CHROMIUM}: install it with `apt-get install chromium` "
-            "(the Makefile's test target does); Playwright's own browser download is not used"
-        )
-    async with async_playwright() as pw:
-        b = await pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            await b.close()
 
 
 class Watched:
