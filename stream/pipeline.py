@@ -114,7 +114,18 @@ def asr_plan_for(engine: GuidanceEngine | None) -> AsrPlan:
     if engine is None:
         return AsrPlan()
     hot = engine.playbook.hotwords
-    return AsrPlan(hotwords={lang: " ".join(hot.get(lang)) for lang in ("zh", "en")})
+    return AsrPlan(hotwords={"zh": " ".join(hot.get("zh")), "en": english_hotword_prompt(hot.get("en"))})
+
+
+def english_hotword_prompt(words: Sequence[str]) -> str:
+    """Hotwords as a cased, punctuated sentence.
+
+    Whisper copies the style of its prompt: a bare lowercase word list made every
+    English transcript lowercase and unpunctuated.
+    """
+    if not words:
+        return ""
+    return "Topics: " + ", ".join(words) + "."
 
 
 @dataclass
