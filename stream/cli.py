@@ -49,22 +49,17 @@ def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
 
 # -- serve -------------------------------------------------------------------
 def cmd_serve(args: argparse.Namespace) -> int:
-    overrides = _overrides_from(args)
-    if args.no_guidance:
-        overrides["guidance"] = False
-    return asyncio.run(_serve(load_settings(args.config, overrides), config=args.config))
-
-
-def _overrides_from(args: argparse.Namespace) -> dict[str, Any]:
-    return {
-        "server.host": args.host,
-        "server.port": args.port,
-        "asr.backend": args.backend,
-        "asr.model": args.model,
-        "playbook": args.playbook,
-        "mqtt.host": args.mqtt_host,
-        "mqtt.port": args.mqtt_port,
-    }
+    settings = _settings(
+        args,
+        **{
+            "server.host": args.host,
+            "server.port": args.port,
+            "mqtt.host": args.mqtt_host,
+            "mqtt.port": args.mqtt_port,
+            "guidance": False if args.no_guidance else None,  # None: keep the configured value
+        },
+    )
+    return asyncio.run(_serve(settings, config=args.config))
 
 
 async def _serve(settings: Settings, *, config: str | None = None) -> int:
