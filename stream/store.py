@@ -68,6 +68,7 @@ CALL_STATUSES = ("live", "ended", "interrupted", "error")
 END_STATUSES = ("ended", "interrupted", "error")
 EndStatus = Literal["ended", "interrupted", "error"]
 SQLITE_BUSY_TIMEOUT_S = 30.0  # how long a second process (CLI, another migrator) waits for the write lock
+SQLITE_WAL_RETRY_S = 0.02  # pause between attempts to switch a contended fresh file to WAL
 PG_ADVISORY_LOCK_KEY = 0x63616C6C61737369  # "callassi": serialises migrations across nodes
 PG_CONNECT_TIMEOUT_S = 10
 LIST_LIMIT_MAX = 10_000  # list_calls never returns more rows than this, whatever limit says
@@ -641,7 +642,7 @@ class SqliteStore(_SqlStore):
                 str(self.path), timeout=SQLITE_BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
             )
             self._conn.execute(f"PRAGMA busy_timeout = {int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
-            mode = self._conn.execute("PRAGMA journal_mode = WAL").fetchone()
+            mode = self._enter_wal()
             if mode is None or str(mode[0]).lower() != "wal":
                 raise StoreError(f"{self.path}: SQLite refused WAL mode (got {mode}); on a network share?")
             self._conn.execute("PRAGMA synchronous = FULL")
@@ -649,6 +650,22 @@ class SqliteStore(_SqlStore):
             self._run(self._migrate, write=True)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the call store {self.path}: {exc}") from exc
+
+    def _enter_wal(self) -> Any:
+        """Switch to WAL, retrying while another opener holds the file.
+
+        SQLite does not run the busy handler for a journal-mode change, so several nodes opening
+        a fresh store at once get an immediate "database is locked" from all but one of them.
+        """
+        deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_S
+        while True:
+            try:
+                return self._conn.execute("PRAGMA journal_mode = WAL").fetchone()
+            except sqlite3.OperationalError as exc:
+                busy = "locked" in str(exc) or "busy" in str(exc)
+                if not busy or time.monotonic() >= deadline:
+                    raise
+                time.sleep(SQLITE_WAL_RETRY_S)
 
     @contextlib.contextmanager
     def _transaction(self, write: bool) -> Iterator[_Cursor]:
