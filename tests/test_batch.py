@@ -138,7 +138,13 @@ def test_labelled_violations_at_their_turns(
         )
     assert not on_compliant, f"findings on compliant turns: {on_compliant}"
     critical = {(i, r) for i, r in labelled if SEVERITY[r] == "critical"}
-    assert critical <= found, f"critical labelled violations missed: {sorted(critical - found)}"
+    heard = {
+        i: [u["text"] for u in report["utterances"] if turn_of(u, turns) == i]
+        for i, _ in critical - found
+    }
+    assert critical <= found, (
+        f"critical labelled violations missed: {sorted(critical - found)}; ASR heard {heard}"
+    )
     assert report["score"] <= 50, "a call with critical findings is capped"
     assert report["call"]["language"] == call.split("_")[1]
     assert report["source"]["language_from"] == "sidecar"
