@@ -2,10 +2,9 @@
 
 The model tests run the real Whisper model and guidance engine (one instance for the module) on the
 two fixture calls with labelled violations, dev_zh_02 and dev_en_02, and check the reports against
-the labels: a finding belongs to the scripted agent turn its utterance overlaps most.  What must hold
-whatever the ASR mishears: every *critical* labelled violation is found on its turn, and no finding
-lands on a compliant turn.  Recall over all labelled (turn, rule) pairs is printed (``-s``) and kept
-as a test property; ASR errors cost a few (see the report of issue 5).
+the labels: a finding belongs to the scripted agent turn its utterance overlaps most.  Every
+labelled violation must be found on its turn, through whatever the ASR mishears, and no finding may
+land on a compliant turn.  A miss prints what the ASR heard on that turn.
 
 The rest (input grouping, resuming after an interruption, refusing to overwrite inputs) uses a stub
 analyzer and runs in milliseconds.
@@ -137,14 +136,8 @@ def test_labelled_violations_at_their_turns(
             f"missed {missed}; other rules on violating turns {wrong_rule}; score {report['score']}"
         )
     assert not on_compliant, f"findings on compliant turns: {on_compliant}"
-    critical = {(i, r) for i, r in labelled if SEVERITY[r] == "critical"}
-    heard = {
-        i: [u["text"] for u in report["utterances"] if turn_of(u, turns) == i]
-        for i, _ in critical - found
-    }
-    assert critical <= found, (
-        f"critical labelled violations missed: {sorted(critical - found)}; ASR heard {heard}"
-    )
+    heard = {i: [u["text"] for u in report["utterances"] if turn_of(u, turns) == i] for i, _ in missed}
+    assert not missed, f"labelled violations missed: {missed}; ASR heard {heard}"
     assert report["score"] <= 50, "a call with critical findings is capped"
     assert report["call"]["language"] == call.split("_")[1]
     assert report["source"]["language_from"] == "sidecar"
