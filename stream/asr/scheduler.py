@@ -71,6 +71,7 @@ class AsrScheduler:
         self._busy: collections.deque[tuple[float, float]] = collections.deque()  # recent runs (start, end)
         self._running_since: float | None = None
         self._errors = 0
+        self._busy_total_s = 0.0  # model time spent since start, for throughput figures
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -252,7 +253,9 @@ class AsrScheduler:
                     job.future.set_result(result)
             finally:
                 if self._running_since is not None:
-                    self._busy.append((self._running_since, time.monotonic()))
+                    ended = time.monotonic()
+                    self._busy.append((self._running_since, ended))
+                    self._busy_total_s += ended - self._running_since
                 self._running = None
                 self._running_since = None
 
@@ -269,4 +272,5 @@ class AsrScheduler:
             "partial_queue": len(self._partials),
             "busy": int(self._running is not None),
             "load_pct": round(100 * self.load()),
+            "busy_ms": round(1000 * self._busy_total_s),
         }
