@@ -61,14 +61,22 @@ def critical_rules() -> set[str]:
 
 
 def expected_cards(events: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
-    """One card per utterance and rule; a final warning replaces a provisional one."""
+    """One card per utterance and rule; a final warning replaces a provisional one, and a
+    provisional card stops being provisional once its utterance's final transcript is in."""
     cards: dict[tuple[str, str], dict[str, Any]] = {}
+    finished: set[str] = set()
     for w in events:
+        if w["type"] == "transcript.final":
+            finished.add(w["utterance_id"])
+            for key, card in cards.items():
+                if key[0] == w["utterance_id"]:
+                    cards[key] = {**card, "partial": False}
+            continue
         if w["type"] != "compliance.warning":
             continue
         key = (w["utterance_id"], w["rule"])
         if key not in cards or (cards[key]["partial"] and not w["partial"]):
-            cards[key] = w
+            cards[key] = {**w, "partial": w["partial"] and w["utterance_id"] not in finished}
     return cards
 
 

@@ -285,6 +285,17 @@
     setTimeout(() => card.classList.remove("fresh"), 1500);
   }
 
+  // A warning raised from a partial is not raised again by the final (the engine sends each
+  // utterance+rule once); once the utterance's final text is in, the words it quoted were said.
+  function settleWarnings(utteranceId) {
+    for (const card of state.warnings.values()) {
+      if (card.dataset.utterance !== utteranceId || card.dataset.partial !== "true") continue;
+      card.dataset.partial = "false";
+      const prov = card.querySelector(".provisional");
+      if (prov) prov.remove();
+    }
+  }
+
   function fillWarning(card, ev) {
     card.textContent = "";
     card.dataset.rule = ev.rule;
@@ -460,7 +471,7 @@
         break;
       }
       case "transcript.partial": upsertLine(ev, false); break;
-      case "transcript.final": upsertLine(ev, true); break;
+      case "transcript.final": upsertLine(ev, true); settleWarnings(ev.utterance_id); break;
       case "stage.changed":
         state.stage = ev.stage;
         renderStages();
