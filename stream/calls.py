@@ -52,6 +52,14 @@ class CallHandle:
     async def feed(self, legs: Mapping[str, np.ndarray]) -> None:
         await self._entry.session.feed({leg: a for leg, a in legs.items() if leg in self.legs})
 
+    async def feed_gap(self, legs: Mapping[str, np.ndarray]) -> None:
+        """Silence standing for audio the platform discarded (see :meth:`CallSession.feed_gap`)."""
+        await self._entry.session.feed_gap({leg: a for leg, a in legs.items() if leg in self.legs})
+
+    async def end_utterances(self) -> None:
+        """End this connection's legs' utterances in progress now (see :meth:`CallSession.end_utterances`)."""
+        await self._entry.session.end_utterances(self.legs)
+
     def update_metadata(self, metadata: Mapping[str, Any]) -> None:
         self._entry.session.update_metadata(metadata)
 

@@ -34,6 +34,13 @@ Segmentation runs on the VAD's frame grid (``vad.frame_samples``):
   ``partial_interval_s`` and only past ``min_partial_s``.
 * :meth:`Endpointer.flush` at the end of the call closes an open utterance
   (reason ``"flush"``) so audio already received is still transcribed.
+* :meth:`Endpointer.cut` ends the utterance in progress *now* (reason ``"cut"``)
+  while the stream goes on: a platform that pauses the stream or changes its
+  language wants what was said so far transcribed without waiting for a pause.
+* :meth:`Endpointer.bridge` takes audio that stands for a gap in the stream
+  (audio the platform discarded): it keeps leg time equal to the platform's
+  position but is not listened to, so a gap neither ends nor starts an
+  utterance (up to :data:`MAX_BRIDGED_GAP_S`).
 
 Event audio arrays are fresh read-only copies, safe to hand to another thread.
 """
@@ -51,13 +58,16 @@ from stream.settings import EndpointSettings
 from stream.vad import Vad
 
 FloatArray = npt.NDArray[np.float32]
-EndReason: TypeAlias = Literal["silence", "max_length", "flush"]
+EndReason: TypeAlias = Literal["silence", "max_length", "flush", "cut"]
 
 HYSTERESIS: Final = 0.15  # a speaking leg turns silent only below threshold - this
 MIN_NEG_THRESHOLD: Final = 0.01  # keeps the silence threshold positive for very low thresholds
 SPLIT_SEARCH_S: Final = 4.0  # how far back from the limit a max-length cut may move to find a pause
 SPLIT_SEARCH_FRACTION: Final = 0.5  # ...but never more than this share of max_utterance_s
 UTTERANCE_ID_FORMAT: Final = "{leg}-{n:04d}"
+# A gap longer than this ends the utterance in progress first: speech that far apart is not one
+# utterance, and Whisper would be handed a long hole (gaps are bounded by the adapters anyway).
+MAX_BRIDGED_GAP_S: Final = 2.0
 
 
 @dataclass(frozen=True)
@@ -153,6 +163,7 @@ class Endpointer:
         self._min_partial = round(settings.min_partial_s * sample_rate)
         search = min(SPLIT_SEARCH_S, SPLIT_SEARCH_FRACTION * settings.max_utterance_s)
         self._split_search = round(search * sample_rate)
+        self._max_bridge = round(MAX_BRIDGED_GAP_S * sample_rate)
         self._capacity = max(self._max, self._pad) + self.frame
         self._pending = np.zeros(0, dtype=np.float32)  # less than one frame, not yet classified
         self._preroll = np.zeros(0, dtype=np.float32)  # the last pad samples before the next frame
@@ -181,6 +192,52 @@ class Endpointer:
         n = len(data) // self.frame * self.frame
         for i in range(0, n, self.frame):
             self._process_frame(data[i : i + self.frame], events)
+        self._pending = data[n:].copy()
+        return events
+
+    def cut(self) -> list[EndpointEvent]:
+        """End the utterance in progress here, keeping the stream going (leg time and VAD state).
+
+        For a platform that pauses the stream or changes its language mid-call: what was said so
+        far is transcribed now instead of when the speaker next pauses.  A confirmed utterance ends
+        at the current frame boundary if speech is in progress, else after its end padding, exactly
+        as a pause would end it; speech that goes on becomes a new utterance that must reach
+        ``min_speech_ms`` like any other, so a cut never leaves a transcribed sliver.  An utterance
+        not yet confirmed is left alone (there is nothing to transcribe yet), and so is audio short
+        of a whole VAD frame (it belongs to what follows).
+        """
+        utt = self._utt
+        if utt is None or utt.utterance_id is None:
+            return []
+        events: list[EndpointEvent] = []
+        now = utt.end
+        end = now if self._speaking else min(utt.last_speech_end + self._pad, now)
+        self._emit_end(utt, end, "cut", events)
+        self._utt = None
+        return events
+
+    def bridge(self, audio: FloatArray) -> list[EndpointEvent]:
+        """Audio standing for a gap in the stream (the platform discarded it): counted, not heard.
+
+        Leg time advances by its length, so utterance times stay on the platform's clock, but no
+        frame of it reaches the VAD: it opens no utterance, and the utterance in progress spans it
+        without its silence clock running, so a gap does not split what the speaker said.  Audio
+        already pending (short of a frame) is bridged with it.  A gap longer than
+        :data:`MAX_BRIDGED_GAP_S` first ends the utterance in progress (an unconfirmed one is
+        dropped), as a pause would.
+        """
+        chunk = np.asarray(audio, dtype=np.float32)
+        if chunk.ndim != 1:
+            raise ValueError(f"expected mono audio, got shape {chunk.shape}")
+        events: list[EndpointEvent] = []
+        if len(chunk) > self._max_bridge:
+            events += self.cut()
+            self._utt = None
+            self._speaking = False  # after a long hole, speech must be heard afresh
+        data = np.concatenate((self._pending, chunk)) if len(self._pending) else chunk
+        n = len(data) // self.frame * self.frame
+        for i in range(0, n, self.frame):
+            self._gap_frame(data[i : i + self.frame], events)
         self._pending = data[n:].copy()
         return events
 
@@ -230,6 +287,18 @@ class Endpointer:
                 utt.last_speech_end = end
             self._advance(utt, end, events)
 
+        self._preroll = np.concatenate((self._preroll, frame))[-self._pad :] if self._pad else self._preroll
+        self._pos = end
+
+    def _gap_frame(self, frame: FloatArray, events: list[EndpointEvent]) -> None:
+        start, end = self._pos, self._pos + len(frame)
+        utt = self._utt
+        if utt is not None:
+            utt.append(frame)
+            utt.last_speech_end += len(frame)  # time spent in a gap is neither speech nor pause
+            self._recent.append((start, float(np.mean(np.square(frame)))))
+            if utt.fill >= self._max:
+                self._split(utt, end, events)
         self._preroll = np.concatenate((self._preroll, frame))[-self._pad :] if self._pad else self._preroll
         self._pos = end
 

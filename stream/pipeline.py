@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from stream.asr.base import AsrRequest, AsrResult, Audio, Transcriber
-from stream.asr.guard import check_transcript
+from stream.asr.guard import check_request
 from stream.settings import Settings
 
 if TYPE_CHECKING:
@@ -49,10 +49,9 @@ class AsrPlan:
 
 
 def accept_text(result: AsrResult, request: AsrRequest) -> str | None:
-    """Apply the hallucination guard; None when nothing real was said."""
-    verdict = check_transcript(
-        result.text, result, language=request.language, prompt=request.prompt, hotwords=request.hotwords
-    )
+    """Apply the hallucination guard (told the clip's length, so a short word Whisper looped on is
+    kept once); None when nothing real was said."""
+    verdict = check_request(result, request)
     if not verdict.keep:
         log.debug("guard dropped %r: %s", result.text, verdict.reason)
         return None

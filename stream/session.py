@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -167,6 +167,27 @@ class CallSession:
                 continue
             self._samples[leg] += len(audio)
             for ev in endpointer.push(audio):
+                await self._on_endpoint(ev)
+
+    async def feed_gap(self, legs: Mapping[str, np.ndarray]) -> None:
+        """Audio standing for a gap the platform announced (it discarded that audio): call time
+        stays on the platform's clock, but the gap neither ends nor starts an utterance."""
+        for leg, audio in legs.items():
+            endpointer = self._endpointers.get(leg)
+            if endpointer is None:
+                continue
+            self._samples[leg] += len(audio)
+            for ev in endpointer.bridge(audio):
+                await self._on_endpoint(ev)
+
+    async def end_utterances(self, legs: Iterable[str] | None = None) -> None:
+        """End the utterance in progress on these legs (default: all) now, so its transcript comes
+        without waiting for a pause: the platform paused the stream or changed its language."""
+        for leg in self._endpointers if legs is None else legs:
+            endpointer = self._endpointers.get(leg)
+            if endpointer is None:
+                continue
+            for ev in endpointer.cut():
                 await self._on_endpoint(ev)
 
     async def _on_endpoint(self, ev: object) -> None:

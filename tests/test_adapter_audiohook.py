@@ -15,7 +15,7 @@ import pytest
 from assist.events import TranscriptFinal
 from stream import codecs
 from stream.adapters.audiohook import AudioHookProtocol, CloseRequest, Handshake, OpenSession, Reply
-from stream.adapters.base import LegAudio, MetadataChanged, Notice, Violation
+from stream.adapters.base import EndUtterances, LegAudio, LegGap, MetadataChanged, Notice, Violation
 from stream.adapters.httpsig import SignatureVerifier, SignedRequest
 from stream.settings import LimitSettings
 from tests.replay.audiohook import AudioHookClient, sign, stereo_offers
@@ -270,7 +270,8 @@ def test_ping_pause_resume_discard_update_error_close() -> None:
     (pong,) = replies(client.text("ping", {"rtt": "PT0.05S"}))
     assert (pong["type"], pong["seq"], pong["clientseq"]) == ("pong", 2, 2)
     client.audio(b"\xff" * 3200)  # 0.2 s
-    assert client.text("paused", {}) == [] and client.text("paused", {}) == []  # idempotent
+    # A pause ends the utterances in progress (their transcripts go out now); saying it twice is harmless.
+    assert client.text("paused", {}) == [EndUtterances()] and client.text("paused", {}) == []
     [violation] = [ev for ev in client.audio(b"\xff" * 320) if isinstance(ev, Violation)]
     assert violation.code == "audio_while_paused"
 
@@ -278,18 +279,21 @@ def test_ping_pause_resume_discard_update_error_close() -> None:
 def test_discarded_and_resumed_gaps_become_silence_up_to_the_position() -> None:
     core, client, _ = opened()
     client.audio(b"\xff" * 3200)  # 0.2 s
-    client.seconds += 1.0  # the client paused for a second: its position moved on
-    assert client.text("paused", {}) == []
+    assert client.text("paused", {}) == [EndUtterances()]
+    # The protocol's position does not advance while paused: nothing to fill on resume.
+    assert client.text("resumed", {"start": "PT0.2S", "discarded": "PT3S"}) == []
+    assert client.text("paused", {}) == [EndUtterances()]
+    client.seconds += 1.0  # this client's position did move on: call time follows it
     (fill,) = client.text("resumed", {"start": "PT0.2S", "discarded": "PT1S"})
-    assert isinstance(fill, LegAudio) and len(fill.legs["agent"]) == pytest.approx(16000, abs=80)
+    assert isinstance(fill, LegGap) and len(fill.legs["agent"]) == pytest.approx(16000, abs=80)
     # A 'discarded' announcing more than the position shows is only filled up to the position,
     # and one starting after the position is noted, not filled (the reference suite sends such).
     assert client.text("discarded", {"start": "PT1.2S", "discarded": "PT0.3S"}) == []
     (odd,) = client.text("discarded", {"start": "PT6.3S", "discarded": "PT0.3S"})
     assert isinstance(odd, Notice) and odd.code == "invalid_position"
     update = client.text("update", {"language": "en-US"})
-    assert update[0] == MetadataChanged({"genesys_language": "en-US"})
-    assert isinstance(update[1], Notice) and update[1].code == "language_change_ignored"
+    assert update[:2] == [MetadataChanged({"genesys_language": "en-US"}), EndUtterances()]
+    assert isinstance(update[2], Notice) and update[2].code == "language_change_ignored"
     (note,) = client.text("error", {"code": 500, "message": "tough stuff"})
     assert isinstance(note, Notice) and "500" in note.message
     *_, close = client.text("close", {"reason": "end"})
@@ -403,7 +407,7 @@ async def test_call_with_pause_and_transcripts_back() -> None:
         customer, agent = talk()
         await client.stream_legs(customer, agent)
         await client.send("paused", {})
-        client.position_extra += 2.0  # Genesys's position runs on while paused
+        # The position does not advance while paused; 'discarded' says how long the pause was.
         await client.send("resumed", {"start": client.position, "discarded": "PT2S"})
         await client.stream_legs(silence(0.5), np.concatenate([tone(1.0), silence(1.0)])[:4000])
         await client.send("ping", {})
@@ -412,7 +416,7 @@ async def test_call_with_pause_and_transcripts_back() -> None:
         events = await call_events(http, h.url, conversation)
     finals = [e for e in events if e["type"] == "transcript.final"]
     assert [f["speaker"] for f in finals] == ["customer", "agent"]
-    assert finals[1]["start"] == pytest.approx(4.0, abs=0.3), "the paused 2 s count on the call clock"
+    assert finals[1]["start"] == pytest.approx(2.0, abs=0.3), "paused time is not on the position clock"
     assert events[-1]["reason"] == "stop" and events[0]["language"] == "zh"
     sent = client.transcripts()
     assert [t["channelId"] for t in sent] == [0, 1]  # external (customer), internal (agent)

@@ -24,6 +24,9 @@ from stream.asr.guard import (
     PHANTOM,
     PROMPT_ECHO,
     REPETITION,
+    UNSURE_PHANTOM_NO_SPEECH,
+    GuardVerdict,
+    check_request,
     check_transcript,
     collapse_loops,
 )
@@ -109,6 +112,23 @@ def test_repetition_loops() -> None:
     assert en(pay) == (True, "OK then. I will pay.", REPETITION)
     looped = "Hello, is this marker smell? " * 11 + "Hello, is this marker"  # cut off by the token limit
     assert en(looped) == (True, "Hello, is this marker smell?", REPETITION)
+
+
+def test_a_word_whisper_looped_on_a_short_clip_is_kept_once() -> None:
+    looped = "hi hi hi hi hi hi hi hi hi hi hi hi hi"  # whisper-base on a 0.66 s "Hi" (Genesys's test call)
+    sure = AsrResult(looped, 0.4, -0.2, 1.0)
+    assert check_transcript(looped, sure, language="en", audio_s=0.66) == GuardVerdict(True, "hi", REPETITION)
+    # A clip with room for real speech, a model doubting there was speech, or no length: still dropped.
+    assert check_transcript(looped, sure, language="en", audio_s=2.0).reason == REPETITION
+    assert not check_transcript(looped, sure, language="en", audio_s=2.0).keep
+    doubtful = AsrResult(looped, UNSURE_PHANTOM_NO_SPEECH, -0.2, 1.0)
+    assert not check_transcript(looped, doubtful, language="en", audio_s=0.66).keep
+    assert not check_transcript(looped, sure, language="en").keep
+    # check_request measures the clip it was given.
+    short = AsrRequest(np.zeros(round(0.66 * SAMPLE_RATE), np.float32), "en")
+    long = AsrRequest(np.zeros(2 * SAMPLE_RATE, np.float32), "en")
+    assert check_request(sure, short).text == "hi"
+    assert not check_request(sure, long).keep
 
 
 def test_not_loops() -> None:

@@ -17,6 +17,7 @@ import numpy.typing as npt
 import pytest
 
 from stream.endpointer import (
+    MAX_BRIDGED_GAP_S,
     Endpointer,
     EndpointEvent,
     PartialAudio,
@@ -336,3 +337,81 @@ def test_speech_resuming_voids_the_speculation_and_guesses_again() -> None:
     assert specs[0].end < end.end
     assert specs[1].end == end.end
     np.testing.assert_array_equal(specs[1].audio, end.audio)
+
+
+# -- cut (the platform paused or changed language) and bridge (audio it discarded) ---------------
+
+
+def test_cut_mid_speech_ends_here_and_the_rest_is_a_new_utterance() -> None:
+    vad = ScriptedVad(script((False, 20), (True, 100), (False, 40)))
+    ep = Endpointer(vad, SETTINGS, leg="agent")
+    assert not ended(ep.push(ramp(80 * F)))
+    (first,) = ep.cut()
+    assert isinstance(first, UtteranceEnded) and first.reason == "cut"
+    assert_covers(first, 15 * F, 80 * F)  # up to the cut, nothing held back
+    rest = ep.push(ramp(80 * F, 80 * F))
+    (second,) = ended(rest)
+    assert second.utterance_id == "agent-0002" and second.reason == "silence"
+    assert_covers(second, 80 * F, 125 * F)  # starts at the cut: no audio sent twice
+    assert ep.cut() == []  # nothing in progress
+
+
+def test_cut_in_the_trailing_pause_ends_as_the_pause_would() -> None:
+    vad = ScriptedVad(script((False, 20), (True, 30), (False, 50)))
+    ep = Endpointer(vad, SETTINGS, leg="agent")
+    ep.push(ramp(60 * F))  # 10 frames into the pause
+    (e,) = ep.cut()
+    assert isinstance(e, UtteranceEnded) and e.reason == "cut"
+    assert_covers(e, 15 * F, 55 * F)
+    assert ended(ep.push(ramp(40 * F, 60 * F))) == []  # the pause going on ends nothing more
+
+
+def test_cut_leaves_an_unconfirmed_burst_alone() -> None:
+    vad = ScriptedVad(script((False, 20), (True, 30), (False, 40)))
+    ep = Endpointer(vad, SETTINGS, leg="agent")
+    ep.push(ramp(25 * F))  # 5 speech frames: below min_speech, nothing to transcribe yet
+    assert ep.cut() == []
+    (e,) = ended(ep.push(ramp(65 * F, 25 * F)))
+    assert_covers(e, 15 * F, 55 * F)  # the burst went on to be one whole utterance
+
+
+def test_a_gap_inside_speech_neither_splits_nor_shifts_it() -> None:
+    # VAD frames: 20 silent, 30 speech | 30 frames of gap (longer than min_silence) | 30 speech, 40 silent
+    frames = script((False, 20), (True, 60), (False, 40))
+    vad = ScriptedVad(frames)
+    ep = Endpointer(vad, SETTINGS, leg="agent")
+    events = ep.push(ramp(50 * F))
+    events += ep.bridge(np.zeros(30 * F, dtype=np.float32))
+    events += ep.push(ramp(70 * F, 80 * F))
+    (e,) = ended(events)
+    assert (samples(e.start), samples(e.end)) == (15 * F, 115 * F)  # on the clock that counts the gap
+    assert len(e.audio) == 100 * F
+    np.testing.assert_array_equal(e.audio[35 * F : 65 * F], 0.0)  # the gap, as silence
+    np.testing.assert_array_equal(e.audio[65 * F :], ramp(35 * F, 80 * F))
+    assert vad.calls == 120, "the VAD never heard the gap"
+    # The same silence pushed as audio is a pause, and splits the utterance.
+    audio = np.concatenate([ramp(50 * F), np.zeros(30 * F, np.float32), ramp(70 * F, 80 * F)])
+    heard = ended(run(script((False, 20), (True, 30), (False, 30), (True, 30), (False, 40)), audio=audio))
+    assert len(heard) == 2
+
+
+def test_a_gap_in_silence_opens_nothing_and_keeps_the_clock() -> None:
+    vad = ScriptedVad(script((False, 19), (True, 30), (False, 40)))
+    ep = Endpointer(vad, SETTINGS, leg="agent")
+    ep.push(ramp(20 * F - 7))  # 19 frames heard; the part of a frame pending goes with the gap
+    assert ep.bridge(np.zeros(50 * F + 7, dtype=np.float32)) == []
+    assert ep.time == 70 * F / RATE
+    (e,) = ended(ep.push(ramp(70 * F, 70 * F)))
+    assert (samples(e.start), samples(e.end)) == (65 * F, 105 * F)
+
+
+def test_a_long_gap_ends_the_utterance_first() -> None:
+    vad = ScriptedVad(script((False, 20), (True, 60), (False, 40)))
+    ep = Endpointer(vad, SETTINGS, leg="agent")
+    ep.push(ramp(50 * F))
+    gap = round(MAX_BRIDGED_GAP_S * RATE) + F
+    (first,) = ended(ep.bridge(np.zeros(gap, dtype=np.float32)))
+    assert first.reason == "cut"
+    assert_covers(first, 15 * F, 50 * F)
+    (second,) = ended(ep.push(ramp(70 * F, 50 * F + gap)))
+    assert samples(second.start) >= 50 * F + gap - 5 * F  # after the gap (at most its pre-roll)

@@ -37,11 +37,18 @@ never goes backwards and is never behind the audio received.
   a ``conversationId`` of all zeros is Genesys's *connection probe*: answered,
   but no call is opened.
 * ``ping`` -> ``pong``; ``paused`` / ``resumed`` (no audio while paused);
+  ``paused`` and ``update`` end the utterance in progress on every leg, so
+  what was said before them is transcribed and sent now (a pause may last
+  long; after a language change the rest is a new utterance), as Genesys's
+  conformance suite expects;
   ``discarded`` and ``resumed`` announce audio the client did not send: it
-  enters the pipeline as silence (at most :data:`MAX_GAP_FILL_S` per gap, and
-  never past the client's ``position``; a gap said to start after the position
-  is noted on the call, not filled) so call time stays equal to the client's
-  stream position; ``update`` (a language change is noted on the
+  enters the pipeline as a *gap* (silence that keeps call time equal to the
+  client's stream position but neither ends nor starts an utterance; at most
+  :data:`MAX_GAP_FILL_S` per gap, never past the client's ``position``; a gap
+  said to start after the position is noted on the call, not filled).  The
+  position counts discarded audio but not paused time, so a ``resumed`` after
+  a pause fills nothing unless the client's position moved on;
+  ``update`` (a language change is also noted on the
   call: its language is fixed at open); ``error`` becomes an ``error`` event on
   the call; ``close`` -> the call finishes (everything received is
   transcribed, and the transcripts sent) -> ``closed``.
@@ -94,8 +101,10 @@ from assist.events import TranscriptFinal
 from stream.adapters.base import (
     LANGUAGE_TAGS,
     AudioDecoder,
+    EndUtterances,
     IngestBridge,
     LegAudio,
+    LegGap,
     MetadataChanged,
     Notice,
     Refused,
@@ -172,7 +181,17 @@ class CloseRequest:
     reason: str
 
 
-Event: TypeAlias = Reply | OpenSession | CloseRequest | LegAudio | MetadataChanged | Notice | Violation
+Event: TypeAlias = (
+    Reply
+    | OpenSession
+    | CloseRequest
+    | LegAudio
+    | LegGap
+    | EndUtterances
+    | MetadataChanged
+    | Notice
+    | Violation
+)
 
 
 class _Bad(Exception):
@@ -238,9 +257,10 @@ class AudioHookProtocol:
                 return [self._reply("pong", {})]
             if kind == "paused":
                 _expect_params(params, kind, set())
-                if self.state is State.ACTIVE:
-                    self.state = State.PAUSED
-                return []
+                if self.state is not State.ACTIVE:
+                    return []  # already paused: Genesys may say so more than once
+                self.state = State.PAUSED
+                return [EndUtterances()]
             if kind in ("resumed", "discarded"):
                 return self._on_gap(kind, params)
             if kind == "update":
@@ -463,14 +483,14 @@ class AudioHookProtocol:
         samples = round(gap * self.decoder.sample_rate)
         if samples <= 0:
             return []
-        return [LegAudio(self.decoder.silence(samples))]
+        return [LegGap(self.decoder.silence(samples))]
 
     def _on_update(self, p: dict[str, Any]) -> list[Event]:
         _expect_params(p, "update", {"language"})
         language = p["language"]
         if not isinstance(language, str) or not LANGUAGE_CODE_PATTERN.fullmatch(language):
             raise _Bad("invalid_message", "update.language must be a language code such as en-US")
-        events: list[Event] = [MetadataChanged({"genesys_language": language})]
+        events: list[Event] = [MetadataChanged({"genesys_language": language}), EndUtterances()]
         if map_language(language, self.default_language) != self.language:
             events.append(
                 Notice(
@@ -807,6 +827,10 @@ class _Session:
         for ev in events:
             if isinstance(ev, LegAudio):
                 await self.bridge.feed(ev.legs)
+            elif isinstance(ev, LegGap):
+                await self.bridge.feed_gap(ev.legs)
+            elif isinstance(ev, EndUtterances):
+                await self.bridge.end_utterances()
             elif isinstance(ev, OpenSession):
                 await self._open(ev.params)
             elif isinstance(ev, MetadataChanged):

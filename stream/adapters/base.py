@@ -86,6 +86,20 @@ class LegAudio:
     legs: dict[str, FloatArray]
 
 
+@dataclass(frozen=True, eq=False)
+class LegGap:
+    """Silence standing for audio the platform announced but did not send (it discarded it), per
+    leg at 16 kHz: it keeps call time on the platform's clock without splitting an utterance."""
+
+    legs: dict[str, FloatArray]
+
+
+@dataclass(frozen=True)
+class EndUtterances:
+    """End every utterance in progress on this connection's legs now (the stream paused, or its
+    language changed), so what was said so far is transcribed without waiting for a pause."""
+
+
 @dataclass(frozen=True)
 class MetadataChanged:
     changes: Metadata
@@ -300,6 +314,14 @@ class IngestBridge:
     async def feed(self, legs: Mapping[str, FloatArray]) -> None:
         if self.handle is not None and has_audio(legs):
             await self.handle.feed(legs)
+
+    async def feed_gap(self, legs: Mapping[str, FloatArray]) -> None:
+        if self.handle is not None and has_audio(legs):
+            await self.handle.feed_gap(legs)
+
+    async def end_utterances(self) -> None:
+        if self.handle is not None and not self.handle.closed:
+            await self.handle.end_utterances()
 
     def update_metadata(self, changes: Mapping[str, Any]) -> None:
         if self.handle is not None and changes:

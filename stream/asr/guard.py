@@ -21,7 +21,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from stream.asr.base import AsrResult
+from stream.asr.base import AsrRequest, AsrResult
+
+SAMPLE_RATE = 16_000  # request audio is 16 kHz mono (stream.asr.base)
 
 # Whisper's own silence rule (transcribe.py defaults): both must hold.
 NO_SPEECH_THRESHOLD = 0.6
@@ -42,6 +44,10 @@ LOOP_MAX_UNIT_CHARS = 40  # bounds the regex work; Whisper's loops are short phr
 # A looped unit this long is a real sentence the decoder failed to stop after (seen on a 1.8 s
 # "Hello, is this Marcus Bell?"), so one copy is kept even when nothing else remains.
 LOOP_SENTENCE_MIN_CHARS = 12
+# On a clip this short (a word or two: "Hi", "喂") Whisper, handed the clip padded with silence,
+# often fails to stop after the word and loops it ("hi hi hi hi ..." on a 0.66 s "Hi"): one copy is
+# kept when the model is sure there was speech.  Longer clips keep the rule above.
+SHORT_CLIP_MAX_S = 1.2
 PROMPT_ECHO_MIN_WORDS = 2  # a lone domain word ("逾期?") can be a real answer; two or more echoed is not
 PROMPT_ECHO_MIN_CHARS = 4  # shorter fragments of the prompt occur in real speech by chance
 
@@ -230,12 +236,20 @@ def _prompt_echo(text: str, prompt: str, hotwords: str) -> bool:
 
 
 def check_transcript(
-    text: str, result: AsrResult, *, language: str, prompt: str = "", hotwords: str = ""
+    text: str,
+    result: AsrResult,
+    *,
+    language: str,
+    prompt: str = "",
+    hotwords: str = "",
+    audio_s: float | None = None,
 ) -> GuardVerdict:
     """Keep, clean or drop one transcript.
 
     ``prompt``/``hotwords`` are what the ASR request carried; passing them lets
-    the guard recognise Whisper reciting its own prompt on silence.
+    the guard recognise Whisper reciting its own prompt on silence.  ``audio_s``
+    (the clip's length) lets it tell a short word Whisper looped on from a loop
+    on noise (:data:`SHORT_CLIP_MAX_S`).
     """
     original = text.strip()
     if not normalise(original):
@@ -257,10 +271,32 @@ def check_transcript(
     collapsed, remainder, unit = collapse_loops(cleaned)
     if collapsed != cleaned:
         keep_sentence = len(normalise(unit)) >= LOOP_SENTENCE_MIN_CHARS
-        if not normalise(remainder) and not keep_sentence:
+        if not normalise(remainder) and not keep_sentence and not _looped_word(result, audio_s):
             return GuardVerdict(False, "", REPETITION)
         cleaned, reason = collapsed, REPETITION
 
     if _prompt_echo(cleaned, prompt, hotwords):
         return GuardVerdict(False, "", PROMPT_ECHO)
     return GuardVerdict(True, cleaned, reason)
+
+
+def _looped_word(result: AsrResult, audio_s: float | None) -> bool:
+    """A loop on a clip too short to hold more than a word or two, with the model sure of speech:
+    the decoder failed to stop after a real word, so one copy of it is what was said."""
+    return (
+        audio_s is not None
+        and audio_s <= SHORT_CLIP_MAX_S
+        and result.no_speech_prob < UNSURE_PHANTOM_NO_SPEECH
+    )
+
+
+def check_request(result: AsrResult, request: AsrRequest) -> GuardVerdict:
+    """:func:`check_transcript` with what the request carried: its prompt, hotwords and audio length."""
+    return check_transcript(
+        result.text,
+        result,
+        language=request.language,
+        prompt=request.prompt,
+        hotwords=request.hotwords,
+        audio_s=len(request.audio) / SAMPLE_RATE,
+    )
