@@ -25,6 +25,7 @@ import pytest
 import yaml
 from playwright.async_api import Browser, Page
 
+from stream.auth import issue_token
 from stream.simulate import stream_call
 from stream.wavfile import read_wav
 from tests.conftest import FIXTURES, RunningService, load_script
@@ -195,4 +196,42 @@ async def test_overlay_follows_the_call_and_catches_up(
     assert summary["last_warning"]["rule"] == warnings[-1]["rule"]
     await supervisor.check("#show-ended")
     await screenshot(supervisor, tmp_path / "supervisor.png")
+    await context.close()
+
+
+SHORT_TTL_S = 3  # a token that runs out while its page is open
+
+
+async def test_pages_stop_retrying_once_their_token_has_run_out(
+    live_service: RunningService, browser: Browser
+) -> None:
+    """A reconnect refused with close code 1008 (here: the token expired while the page was
+    open) leaves the page saying so, instead of retrying for ever against the server."""
+    svc = live_service
+    call_id = f"exp-{uuid.uuid4().hex[:8]}"
+    context = await browser.new_context(locale="en-US")
+    pages = {
+        "supervisor": ("supervisor", [], "/supervisor", "window.callassistSupervisor"),
+        "overlay": ("agent", [call_id], f"/overlay/{call_id}", "window.callassist"),
+    }
+    opened: dict[str, Page] = {}
+    for name, (role, calls, path, _hook) in pages.items():
+        token = issue_token(
+            svc.secret, role=role, tenant=svc.tenant, sub=f"short-{name}", calls=calls, ttl_s=SHORT_TTL_S
+        )
+        page = await context.new_page()
+        resp = await page.goto(f"{svc.http}{path}?token={token}&lang=en")
+        assert resp is not None and resp.status == 200, name
+        await page.wait_for_function("() => document.getElementById('conn').dataset.state === 'live'")
+        opened[name] = page
+    await asyncio.sleep(SHORT_TTL_S + 1.5)
+    for name, page in opened.items():
+        hook = pages[name][3]
+        await page.evaluate(f"() => {hook}.dropConnection()")
+        await page.wait_for_function(
+            "() => document.getElementById('conn').dataset.state === 'denied'", timeout=PAGE_WAIT_MS
+        )
+        assert "expired" in (await page.locator("#banner").inner_text()).lower(), name
+        await asyncio.sleep(1.5)  # longer than the first backoff step: no retry may follow
+        assert await page.evaluate("() => document.getElementById('conn').dataset.state") == "denied", name
     await context.close()

@@ -14,8 +14,8 @@
  * from the call goes through textContent, never innerHTML.
  *
  * Limits: MAX_LINES transcript lines and MAX_WARNINGS warning cards are kept in
- * the page (oldest removed); reconnect backoff doubles from RECONNECT_MIN_MS to
- * RECONNECT_MAX_MS.
+ * the page (oldest removed).  Labels shared with the supervisor page and the
+ * reconnecting socket are in common.js.
  */
 (function () {
   "use strict";
@@ -23,26 +23,17 @@
   const MAX_LINES = 2000;
   const MAX_WARNINGS = 100;
   const MAX_CHIPS = 12;
-  const RECONNECT_MIN_MS = 500;
-  const RECONNECT_MAX_MS = 10000;
+  const { pickLang, withLabels, el, LiveSocket } = window.callassistCommon;
   const STAGES = ["opening", "empathy", "inquiry", "proposal", "confirmation"];
 
-  const I18N = {
+  const I18N = withLabels({
     zh: {
       brand: "通话助手", readonly: "只读", warnings: "合规提醒", no_warnings: "暂无合规提醒",
       suggestions: "推荐话术", click_to_copy: "点击复制", no_suggestions: "通话进行中将给出推荐话术",
       signals: "客户信号", no_signals: "暂无", transcript: "实时转写", jump: "有新内容 ↓",
       agent: "坐席", customer: "客户", copied: "已复制", copy: "复制", rephrase: "建议改说",
-      provisional: "预警", conn_connecting: "连接中…", conn_live: "实时", conn_reconnecting: "重连中…",
-      conn_denied: "无权访问", conn_ended: "通话已结束", ended: "通话已结束", denied: "无权查看此通话（令牌无效或已过期）",
+      provisional: "预警", conn_ended: "通话已结束", ended: "通话已结束", denied: "无权查看此通话（令牌无效或已过期）",
       error: "错误", count_suffix: "条",
-      stages: { opening: "开场核身", empathy: "共情倾听", inquiry: "询问了解", proposal: "方案协商", confirmation: "确认收尾" },
-      severity: { critical: "严重", major: "重要", minor: "轻微" },
-      rules: {
-        threat_violence: "暴力威胁", abusive_language: "辱骂侮辱", false_criminal_threat: "虚假刑事威胁",
-        impersonation: "冒充公检法", third_party_disclosure: "向第三方透露", harassment: "骚扰施压",
-        misrepresentation: "虚假陈述", overbearing: "态度强势",
-      },
       signal_names: {
         confirm_identity: "已核实身份", hardship: "经济困难", request_plan: "请求还款方案", promise_to_pay: "承诺还款",
         dispute: "对债务有异议", cease_contact: "要求停止联系", third_party: "非本人接听", lawyer: "已委托律师", hostile: "情绪激动",
@@ -53,22 +44,14 @@
       suggestions: "Suggested next lines", click_to_copy: "click to copy", no_suggestions: "Suggestions appear as the call goes on",
       signals: "Customer signals", no_signals: "None yet", transcript: "Transcript", jump: "New lines ↓",
       agent: "Agent", customer: "Customer", copied: "Copied", copy: "Copy", rephrase: "Say instead",
-      provisional: "provisional", conn_connecting: "Connecting…", conn_live: "Live", conn_reconnecting: "Reconnecting…",
-      conn_denied: "Access denied", conn_ended: "Call ended", ended: "The call has ended", denied: "Not allowed to view this call (token invalid or expired)",
+      provisional: "provisional", conn_ended: "Call ended", ended: "The call has ended", denied: "Not allowed to view this call (token invalid or expired)",
       error: "Error", count_suffix: "",
-      stages: { opening: "Opening", empathy: "Empathy", inquiry: "Inquiry", proposal: "Proposal", confirmation: "Confirmation" },
-      severity: { critical: "Critical", major: "Major", minor: "Minor" },
-      rules: {
-        threat_violence: "Threat of violence", abusive_language: "Abusive language", false_criminal_threat: "False criminal threat",
-        impersonation: "Impersonation", third_party_disclosure: "Third-party disclosure", harassment: "Harassment",
-        misrepresentation: "Misrepresentation", overbearing: "Overbearing",
-      },
       signal_names: {
         confirm_identity: "Identity confirmed", hardship: "Hardship", request_plan: "Asks for a plan", promise_to_pay: "Promise to pay",
         dispute: "Disputes the debt", cease_contact: "Asks to stop calls", third_party: "Third party answered", lawyer: "Has a lawyer", hostile: "Hostile",
       },
     },
-  };
+  });
   const SIGNAL_TONE = {
     confirm_identity: "good", promise_to_pay: "good",
     dispute: "alert", cease_contact: "alert", third_party: "alert", lawyer: "alert", hostile: "alert",
@@ -84,10 +67,6 @@
   const callId = decodeURIComponent(pathParts[pathParts.length - 1] || "");
   let lang = pickLang(params.get("lang"));
 
-  function pickLang(value) {
-    if (value === "zh" || value === "en") return value;
-    return (navigator.language || "zh").toLowerCase().startsWith("zh") ? "zh" : "en";
-  }
   function t(key) { return I18N[lang][key] ?? I18N.en[key] ?? key; }
   function label(group, id) { return (I18N[lang][group] || {})[id] || (I18N.en[group] || {})[id] || id; }
 
@@ -95,12 +74,8 @@
 
   const state = {
     lastSeq: 0,
-    socket: null,
     conn: "connecting",
     ended: false,
-    denied: false,
-    attempt: 0,
-    timer: null,
     stage: null,
     startedTs: null,      // call.started ts (server clock)
     skew: Infinity,       // estimate of local clock minus server clock: min over events of receipt - ts
@@ -114,12 +89,6 @@
   };
 
   const $ = (id) => document.getElementById(id);
-  const el = (tag, cls, text) => {
-    const node = document.createElement(tag);
-    if (cls) node.className = cls;
-    if (text !== undefined && text !== null) node.textContent = String(text);
-    return node;
-  };
 
   // -- rendering: static labels -------------------------------------------------------------
 
@@ -484,6 +453,7 @@
       case "customer.signal": applySignal(ev); break;
       case "call.ended":
         state.ended = true;
+        live.stop();
         state.duration = Number(ev.duration) || 0;
         setConn("ended");
         showBanner(t("ended"), false);
@@ -507,64 +477,24 @@
     return url.toString();
   }
 
-  function connect() {
-    clearTimeout(state.timer);
-    if (state.ended || state.denied) return;
-    setConn(state.attempt === 0 && state.lastSeq === 0 ? "connecting" : "reconnecting");
-    let socket;
-    try {
-      socket = new WebSocket(socketUrl());
-    } catch (_) {
-      scheduleReconnect();
-      return;
-    }
-    state.socket = socket;
-    socket.onopen = () => {
-      state.attempt = 0;
-      if (!state.ended) setConn("live");
-    };
-    socket.onmessage = (msg) => {
-      if (typeof msg.data !== "string") return;
-      let ev;
-      try { ev = JSON.parse(msg.data); } catch (_) { return; }
-      try { applyEvent(ev); } catch (err) { console.error("overlay: could not apply event", ev, err); }
-    };
-    socket.onclose = (close) => {
-      if (state.socket !== socket) return;
-      state.socket = null;
-      if (close.code === 1008) {
-        state.denied = true;
-        setConn("denied");
-        showBanner(close.reason || t("denied"), true);
-        return;
-      }
-      if (state.ended) return;
-      scheduleReconnect();
-    };
-    socket.onerror = () => { /* onclose follows and decides */ };
-  }
-
-  function scheduleReconnect() {
-    setConn("reconnecting");
-    const base = Math.min(RECONNECT_MAX_MS, RECONNECT_MIN_MS * 2 ** state.attempt);
-    state.attempt += 1;
-    const delay = base * (0.8 + 0.4 * Math.random()); // jitter: a restarted server is not stampeded
-    state.timer = setTimeout(connect, delay);
-  }
+  const live = new LiveSocket({
+    name: "overlay",
+    url: socketUrl,
+    onFrame: applyEvent,
+    onOpen: () => { if (!state.ended) setConn("live"); },
+    onState: setConn,
+    onDenied: (reason) => {
+      setConn("denied");
+      showBanner(reason || t("denied"), true);
+    },
+  });
 
   // Hooks for tests and for debugging from the console.
   window.callassist = {
     get lastSeq() { return state.lastSeq; },
     get connection() { return state.conn; },
-    /** Drop the socket as a network failure would; the page reconnects and catches up.
-     *  The old socket is abandoned at once rather than after its closing handshake. */
-    dropConnection() {
-      const old = state.socket;
-      if (!old) return;
-      state.socket = null; // its onclose is now ignored
-      try { old.close(4000, "dropped"); } catch (_) { /* already closing */ }
-      scheduleReconnect();
-    },
+    /** Drop the socket as a network failure would; the page reconnects and catches up. */
+    dropConnection() { live.drop(); },
   };
 
   // -- start ----------------------------------------------------------------------------------
@@ -585,10 +515,9 @@
   renderSuggestion({ items: [] });
   setInterval(tickClock, 1000);
   if (!token) {
-    state.denied = true;
     setConn("denied");
     showBanner(t("denied"), true);
   } else {
-    connect();
+    live.start();
   }
 })();

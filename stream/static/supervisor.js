@@ -14,72 +14,42 @@
  *
  * The duration ticks on the local clock from the server's `duration` at receipt, so
  * a supervisor PC with a wrong clock still shows the right figure.  A reconnect gets a
- * fresh snapshot, which replaces the table.  Limits: reconnect backoff doubles from
- * RECONNECT_MIN_MS to RECONNECT_MAX_MS; ended calls are kept for ENDED_KEEP_MS.
+ * fresh snapshot, which replaces the table.  Ended calls are kept for ENDED_KEEP_MS.
+ * Labels shared with the overlay and the reconnecting socket are in common.js.
  */
 (function () {
   "use strict";
 
-  const RECONNECT_MIN_MS = 500;
-  const RECONNECT_MAX_MS = 10000;
+  const { pickLang, withLabels, el, LiveSocket } = window.callassistCommon;
   const ENDED_KEEP_MS = 30 * 60 * 1000;
 
-  const I18N = {
+  const I18N = withLabels({
     zh: {
       brand: "通话助手", title: "实时通话监控", stat_live: "通话进行中", stat_critical: "严重提醒", stat_major: "重要提醒",
       show_ended: "显示已结束通话", col_status: "状态", col_agent: "坐席", col_customer: "客户", col_duration: "时长",
       col_stage: "阶段", col_warnings: "合规提醒", col_last: "最新提醒", open: "查看", empty: "当前没有进行中的通话",
-      conn_connecting: "连接中…", conn_live: "实时", conn_reconnecting: "重连中…", conn_denied: "无权访问",
       denied: "无权查看（需要本租户的主管令牌，或令牌已过期）", ago: "前", none: "—",
       status: { live: "通话中", ended: "已结束", interrupted: "中断" },
-      stages: { opening: "开场核身", empathy: "共情倾听", inquiry: "询问了解", proposal: "方案协商", confirmation: "确认收尾" },
-      severity: { critical: "严重", major: "重要", minor: "轻微" },
-      rules: {
-        threat_violence: "暴力威胁", abusive_language: "辱骂侮辱", false_criminal_threat: "虚假刑事威胁",
-        impersonation: "冒充公检法", third_party_disclosure: "向第三方透露", harassment: "骚扰施压",
-        misrepresentation: "虚假陈述", overbearing: "态度强势",
-      },
     },
     en: {
       brand: "Call assist", title: "Live calls", stat_live: "live calls", stat_critical: "critical warnings", stat_major: "major warnings",
       show_ended: "Show ended calls", col_status: "Status", col_agent: "Agent", col_customer: "Customer", col_duration: "Duration",
       col_stage: "Stage", col_warnings: "Warnings", col_last: "Newest warning", open: "View", empty: "No live calls right now",
-      conn_connecting: "Connecting…", conn_live: "Live", conn_reconnecting: "Reconnecting…", conn_denied: "Access denied",
       denied: "Not allowed (a supervisor token for this tenant is needed, or it expired)", ago: "ago", none: "—",
       status: { live: "Live", ended: "Ended", interrupted: "Interrupted" },
-      stages: { opening: "Opening", empathy: "Empathy", inquiry: "Inquiry", proposal: "Proposal", confirmation: "Confirmation" },
-      severity: { critical: "Critical", major: "Major", minor: "Minor" },
-      rules: {
-        threat_violence: "Threat of violence", abusive_language: "Abusive language", false_criminal_threat: "False criminal threat",
-        impersonation: "Impersonation", third_party_disclosure: "Third-party disclosure", harassment: "Harassment",
-        misrepresentation: "Misrepresentation", overbearing: "Overbearing",
-      },
     },
-  };
+  });
 
   const params = new URLSearchParams(location.search);
   const token = params.get("token") || "";
-  const lang = (() => {
-    const v = params.get("lang");
-    if (v === "zh" || v === "en") return v;
-    return (navigator.language || "zh").toLowerCase().startsWith("zh") ? "zh" : "en";
-  })();
+  const lang = pickLang(params.get("lang"));
   const t = (key) => I18N[lang][key] ?? I18N.en[key] ?? key;
   const label = (group, id) => (I18N[lang][group] || {})[id] || (I18N.en[group] || {})[id] || id || "";
 
   const $ = (id) => document.getElementById(id);
-  const el = (tag, cls, text) => {
-    const node = document.createElement(tag);
-    if (cls) node.className = cls;
-    if (text !== undefined && text !== null) node.textContent = String(text);
-    return node;
-  };
 
   // call_id -> {summary, receivedAt (local ms), row, lastWarningKey, endedAt}
   const calls = new Map();
-  let socket = null;
-  let attempt = 0;
-  let denied = false;
   let showEnded = false;
 
   function fmtDuration(seconds) {
@@ -319,48 +289,21 @@
     return url.toString();
   }
 
-  function connect() {
-    if (denied) return;
-    setConn(attempt === 0 ? "connecting" : "reconnecting");
-    let ws;
-    try { ws = new WebSocket(socketUrl()); } catch (_) { scheduleReconnect(); return; }
-    socket = ws;
-    ws.onopen = () => { attempt = 0; setConn("live"); showBanner(""); };
-    ws.onmessage = (msg) => {
-      if (typeof msg.data !== "string") return;
-      let frame;
-      try { frame = JSON.parse(msg.data); } catch (_) { return; }
-      try { onFrame(frame); } catch (err) { console.error("supervisor: could not apply frame", frame, err); }
-    };
-    ws.onclose = (close) => {
-      if (socket !== ws) return;
-      socket = null;
-      if (close.code === 1008) {
-        denied = true;
-        setConn("denied");
-        showBanner(close.reason || t("denied"));
-        return;
-      }
-      scheduleReconnect();
-    };
-  }
-
-  function scheduleReconnect() {
-    setConn("reconnecting");
-    const base = Math.min(RECONNECT_MAX_MS, RECONNECT_MIN_MS * 2 ** attempt);
-    attempt += 1;
-    setTimeout(connect, base * (0.8 + 0.4 * Math.random()));
-  }
+  const live = new LiveSocket({
+    name: "supervisor",
+    url: socketUrl,
+    onFrame,
+    onOpen: () => { setConn("live"); showBanner(""); },
+    onState: setConn,
+    onDenied: (reason) => {
+      setConn("denied");
+      showBanner(reason || t("denied"));
+    },
+  });
 
   window.callassistSupervisor = {
     get calls() { return [...calls.values()].map((e) => e.summary); },
-    dropConnection() {
-      const old = socket;
-      if (!old) return;
-      socket = null;
-      try { old.close(4000, "dropped"); } catch (_) { /* already closing */ }
-      scheduleReconnect();
-    },
+    dropConnection() { live.drop(); },
   };
 
   // -- start ----------------------------------------------------------------------------------
@@ -370,10 +313,9 @@
   render();
   setInterval(() => { for (const entry of calls.values()) tickRow(entry); }, 1000);
   if (!token) {
-    denied = true;
     setConn("denied");
     showBanner(t("denied"));
   } else {
-    connect();
+    live.start();
   }
 })();
