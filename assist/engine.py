@@ -6,8 +6,9 @@ and turns each transcript into guidance events.  Everything here is
 synchronous: the caller decides which thread runs it.
 
 Thresholds are named constants calibrated on the tune split of
-bench/data/guidance_eval.jsonl (``bench/guidance_eval.py --calibrate``) and
-checked on the test split; ``Thresholds`` lets the bench try other values.
+bench/data/guidance_eval.jsonl and on our own dev set bench/data/guidance_dev.jsonl
+(``bench/guidance_eval.py --calibrate`` / ``--data``); the held-out test split is
+only read as summary figures.  ``Thresholds`` lets the bench try other values.
 """
 
 from __future__ import annotations
@@ -21,7 +22,15 @@ from typing import Any
 
 import numpy as np
 
-from assist.compliance import Clause, ComplianceChecker, Finding, split_clauses
+from assist.compliance import (
+    Clause,
+    ComplianceChecker,
+    Finding,
+    SoftmaxModel,
+    normalize_asr,
+    split_clauses,
+    train_softmax,
+)
 from assist.encoders import ExemplarSet, TextEncoder, cached_encode
 from assist.events import (
     ComplianceWarning,
@@ -39,20 +48,43 @@ from assist.suggest import CallState, Pick, Suggester, call_slots, note_agent_st
 
 log = logging.getLogger(__name__)
 
-# Calibrated on the tune split with the USE encoder (bench/guidance_eval.py --calibrate), then
-# checked on the test split.  The sweep's best compliance floor was 0.50; 0.53 costs ~3 points of
-# tune recall but removes the false warnings it raised on compliant turns of the fixture calls
-# (a proposal line read as a criminal threat), and a false warning mid-call costs the agent more.
-COMPLIANCE_SIM_MIN = 0.53  # nearest-violation similarity a paraphrase needs at least
-COMPLIANCE_MARGIN = 0.08  # ...and how much closer than the nearest compliant sentence
+# Calibrated with the USE encoder on the tune split AND on our own dev set
+# (bench/data/guidance_dev.jsonl, written from the domain notes; --data), because the tune split
+# alone was saturated and over-fitted; the held-out test split is only read as summary figures.
+# Every setting was also checked against the fixture calls' compliant turns and the suggestion
+# lines (none may be withheld): a false warning mid-call costs the agent more than a miss.
+# With the broader playbook and the rule selector the floor came down from 0.53 to 0.45; the
+# weak band just above it is guarded by COMPLIANCE_SIM_SURE / COMPLIANCE_SELECTOR_SURE below.
+COMPLIANCE_SIM_MIN = 0.45  # nearest-violation similarity a paraphrase needs at least
+COMPLIANCE_MARGIN = 0.06  # ...and how much closer than the nearest compliant sentence
 COMPLIANCE_TOP_K = 1
-STAGE_TOP_K = 3
+# A paraphrase whose rule the selector cannot name with at least this probability is too
+# ambiguous to warn about (swept on tune + own dev set; it keeps compliant suggestion lines
+# such as "You're entitled to make a complaint..." from being read as a violation).
+COMPLIANCE_SELECTOR_MIN = 0.3
+# Between COMPLIANCE_SIM_MIN and this, the nearest example alone is weak evidence (garbled ASR,
+# short proposal lines near a threat): the selector must then give the rule at least
+# COMPLIANCE_SELECTOR_SURE.  Overruling the nearest example's rule needs COMPLIANCE_SELECTOR_OVERRIDE;
+# below that the nearest example's own rule stands only on a margin of COMPLIANCE_KNN_KEEP_MARGIN.
+COMPLIANCE_SIM_SURE = 0.48
+COMPLIANCE_SELECTOR_SURE = 0.55
+COMPLIANCE_SELECTOR_OVERRIDE = 0.45
+COMPLIANCE_KNN_KEEP_MARGIN = 0.15
+COMPLIANCE_STAGE_MARGIN = 0.04  # extra similarity margin when the line's stage keywords match
+STAGE_TOP_K = 5
 STAGE_MIN = 0.25  # below this an utterance fits no stage
-STAGE_KEYWORD_BOOST = 0.16  # keyword priors settle near-ties between stages
+STAGE_KEYWORD_BOOST = 0.08  # keyword priors settle near-ties between stages
 STAGE_CHANGE_MIN = 0.30  # a stage change needs at least this confidence
+# Weight of the learned stage model's probability added to each stage's nearest-example score
+# when choosing the stage (the confidence stays the nearest-example score).  Swept 0..0.2 on tune
+# and our dev splits: 0.1 helped the newest (least fitted) splits most (dev12 0.867 -> 0.933) and
+# cost older ones up to 0.02; more let it override clear keyword evidence.
+STAGE_MODEL_WEIGHT = 0.1
 # A line that breaks a rule usually serves no stage (a bare threat); it keeps a stage only when it
 # also fits that stage at least this well ("你这种人要不要脸，到底什么时候还？" is still inquiry).
-STAGE_VIOLATION_KEEP = 0.5  # re-swept on tune after the playbook additions (0.6 -> 0.5)
+STAGE_VIOLATION_KEEP = 0.55  # re-swept on tune + own dev set after the playbook additions (0.5 -> 0.55)
+# ...or when its wording also does a stage's job (assist/stages.py VIOLATION_STAGE_CUES).
+STAGE_VIOLATION_CUES = True
 SIGNAL_TOP_K = 2
 SIGNAL_MIN = 0.45
 SIGNAL_MULTI_GAP = 0.0  # a second signal is reported when within this of the best...
@@ -76,11 +108,19 @@ class Thresholds:
     compliance_sim_min: float = COMPLIANCE_SIM_MIN
     compliance_margin: float = COMPLIANCE_MARGIN
     compliance_top_k: int = COMPLIANCE_TOP_K
+    compliance_selector_min: float = COMPLIANCE_SELECTOR_MIN
+    compliance_sim_sure: float = COMPLIANCE_SIM_SURE
+    compliance_selector_sure: float = COMPLIANCE_SELECTOR_SURE
+    compliance_selector_override: float = COMPLIANCE_SELECTOR_OVERRIDE
+    compliance_knn_keep_margin: float = COMPLIANCE_KNN_KEEP_MARGIN
+    compliance_stage_margin: float = COMPLIANCE_STAGE_MARGIN
     stage_top_k: int = STAGE_TOP_K
     stage_min: float = STAGE_MIN
     stage_keyword_boost: float = STAGE_KEYWORD_BOOST
     stage_change_min: float = STAGE_CHANGE_MIN
+    stage_model_weight: float = STAGE_MODEL_WEIGHT
     stage_violation_keep: float = STAGE_VIOLATION_KEEP
+    stage_violation_cues: bool = STAGE_VIOLATION_CUES
     signal_top_k: int = SIGNAL_TOP_K
     signal_min: float = SIGNAL_MIN
     signal_multi_gap: float = SIGNAL_MULTI_GAP
@@ -144,6 +184,12 @@ class GuidanceEngine:
             sim_min=t.compliance_sim_min,
             margin=t.compliance_margin,
             top_k=t.compliance_top_k,
+            selector=self._train_rule_selector(sets),
+            selector_min=t.compliance_selector_min,
+            sim_sure=t.compliance_sim_sure,
+            selector_sure=t.compliance_selector_sure,
+            selector_override_min=t.compliance_selector_override,
+            knn_keep_margin=t.compliance_knn_keep_margin,
         )
         self.stages = StageClassifier(
             tuple(s.id for s in playbook.stages),
@@ -151,6 +197,8 @@ class GuidanceEngine:
             top_k=t.stage_top_k,
             min_score=t.stage_min,
             keyword_boost=t.stage_keyword_boost,
+            model=self._train_stage_model(sets),
+            model_weight=t.stage_model_weight,
         )
         self.signals = SignalDetector(
             tuple(s.id for s in playbook.signals),
@@ -180,6 +228,8 @@ class GuidanceEngine:
                         rows.append(("compliant", lang, f"line:{line.id}", filled))
             for ex in NEUTRAL_AGENT.get(lang, ()):
                 rows.append(("stage", lang, NO_STAGE, ex))
+                # holding lines and line trouble are compliant agent speech too
+                rows.append(("compliant", lang, f"stage:{NO_STAGE}", ex))
             for sg in pb.signals:
                 for ex in sg.examples.get(lang):
                     rows.append(("signal", lang, sg.id, ex))
@@ -210,6 +260,27 @@ class GuidanceEngine:
                 )
         return out
 
+    def _train_rule_selector(self, sets: dict[str, dict[str, ExemplarSet]]) -> SoftmaxModel:
+        """The rule selector, from the playbook's violation examples in every language at once.
+
+        The encoder is multilingual, so Mandarin and English examples of a rule teach one model.
+        """
+        vio = [sets["violation"][lang] for lang in self.playbook.languages]
+        return train_softmax(
+            tuple(r.id for r in self.playbook.rules),
+            np.concatenate([ex.vectors for ex in vio]),
+            [lab for ex in vio for lab in ex.labels],
+        )
+
+    def _train_stage_model(self, sets: dict[str, dict[str, ExemplarSet]]) -> SoftmaxModel:
+        """A softmax model over the stage examples (and neutral lines), both languages at once."""
+        ex = [sets["stage"][lang] for lang in self.playbook.languages]
+        return train_softmax(
+            (*(s.id for s in self.playbook.stages), NO_STAGE),
+            np.concatenate([e.vectors for e in ex]),
+            [lab for e in ex for lab in e.labels],
+        )
+
     def _screen_lines(self) -> dict[str, str]:
         """Suggestion lines the similarity check flags: never shown (patterns already fail the load)."""
         excluded: dict[str, str] = {}
@@ -235,6 +306,7 @@ class GuidanceEngine:
 
     def judge_agent(self, text: str, language: str, *, skip_compliant: str | None = None) -> AgentJudgement:
         """Stage and compliance findings for one finished agent utterance."""
+        text = normalize_asr(text, language)
         clauses, vecs = self._encode_units(text)
         if not clauses:
             return AgentJudgement(None, 0.0, ())
@@ -243,9 +315,22 @@ class GuidanceEngine:
         # some violations only read as one across a comma ("不还的话，你那个店还想不想开").
         units = clauses if len(clauses) == 1 else [*clauses, Clause(text.strip(), 0, len(text))]
         unit_vecs = vecs[:1] if len(clauses) == 1 else np.concatenate([vecs[1:], vecs[:1]])
-        findings = self.compliance.check(text, language, units, unit_vecs, skip_compliant)
-        if findings and stage is not None and confidence < self.thresholds.stage_violation_keep:
-            stage = None
+        # A line whose own wording does a stage's job ("请问是马先生本人吗", "would either of those
+        # work?") is rarely a violation the patterns miss, while calm lines about cards and loans
+        # sit close to violation examples on topic alone: similarity then needs a wider margin.
+        extra = (
+            self.thresholds.compliance_stage_margin
+            if stage is not None and self.stages.keyword_hit(stage, text, language)
+            else 0.0
+        )
+        findings = self.compliance.check(text, language, units, unit_vecs, skip_compliant, extra)
+        if findings and (stage is None or confidence < self.thresholds.stage_violation_keep):
+            # A violating line keeps a stage only when its own wording also does that stage's
+            # job ("This is Officer Daniels..." is still an introduction, "borrow from a payday
+            # lender and pay us" a proposal); otherwise it serves no stage.
+            stage = (
+                self.stages.violation_stage(text, language) if self.thresholds.stage_violation_cues else None
+            )
         return AgentJudgement(stage, confidence, tuple(findings))
 
     def judge_customer(self, text: str, language: str) -> list[SignalHit]:

@@ -13,7 +13,12 @@ and R >= 0.90, per-rule macro F1 >= 0.85, stage accuracy >= 0.85, signal macro F
 >= 0.85, p95 <= 20 ms, holding on ``test``.
 
 ``--calibrate`` sweeps the engine's thresholds on the tune split only and prints
-the best values; the chosen ones are named constants in assist/engine.py.
+the best values; the chosen ones are named constants in assist/engine.py.  The tune
+split is saturated, so also judge changes on our own dev set (same format, splits
+dev .. dev10, see bench/data/guidance_dev.md), e.g.:
+
+    .venv/bin/python bench/guidance_eval.py --encoders use \
+        --data bench/data/guidance_dev.jsonl --splits dev,dev5,dev10 --brief
 """
 
 from __future__ import annotations
@@ -218,6 +223,8 @@ GRIDS: dict[str, dict[str, Sequence[float]]] = {
         "compliance_sim_min": (0.45, 0.50, 0.53, 0.56, 0.60, 0.65),
         "compliance_margin": (0.0, 0.04, 0.08, 0.12, 0.16),
         "compliance_top_k": (1, 2),
+        "compliance_selector_min": (0.0, 0.3),
+        "compliance_stage_margin": (0.0, 0.04),
     },
     "stage": {
         "stage_min": (0.25, 0.30, 0.35, 0.40, 0.45),
@@ -250,8 +257,11 @@ def apply_thresholds(engine: GuidanceEngine, th: Thresholds) -> None:
     engine.thresholds = th
     c, st, sg = engine.compliance, engine.stages, engine.signals
     c.sim_min, c.margin, c.top_k = th.compliance_sim_min, th.compliance_margin, th.compliance_top_k
+    c.selector_min, c.sim_sure = th.compliance_selector_min, th.compliance_sim_sure
+    c.selector_sure, c.selector_override_min = th.compliance_selector_sure, th.compliance_selector_override
+    c.knn_keep_margin = th.compliance_knn_keep_margin
     st.top_k, st.min_score = th.stage_top_k, th.stage_min
-    st.keyword_boost = th.stage_keyword_boost
+    st.keyword_boost, st.model_weight = th.stage_keyword_boost, th.stage_model_weight
     sg.top_k, sg.min_score, sg.multi_gap = th.signal_top_k, th.signal_min, th.signal_multi_gap
     sg.second_min = th.signal_second_min
     sg.keyword_boost, sg.none_margin = th.signal_keyword_boost, th.signal_none_margin

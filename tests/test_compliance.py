@@ -8,6 +8,7 @@ import functools
 import os
 import tempfile
 
+import numpy as np
 import pytest
 
 from assist.compliance import split_clauses, weight
@@ -228,3 +229,64 @@ def test_suggestions_never_trip_a_rule() -> None:
             text = fill_slots(line.text.get(lang), SAMPLE_SLOT_VALUES[lang])
             if text:
                 assert engine.judge_agent(text, lang).findings == (), (line.id, lang)
+
+
+def test_rule_selector_is_deterministic_and_names_the_rule() -> None:
+    """The selector is trained from the playbook alone: two trainings give the same weights."""
+    from assist.compliance import train_softmax
+
+    engine = shared_engine()
+    vio = engine.compliance.violations["en"]
+    a = train_softmax(RULE_IDS, vio.vectors, vio.labels)
+    b = train_softmax(RULE_IDS, vio.vectors, vio.labels)
+    assert np.array_equal(a.weights, b.weights) and np.array_equal(a.bias, b.bias)
+    probs = a.probabilities(vio.vectors)
+    assert probs.shape == (len(vio), len(RULE_IDS))
+    assert np.allclose(probs.sum(axis=1), 1.0)
+    # it fits its own training examples: the right rule for nearly all of them
+    hits = sum(a.rule_ids[int(np.argmax(p))] == lab for p, lab in zip(probs, vio.labels, strict=True))
+    assert hits >= 0.9 * len(vio)
+
+
+@pytest.mark.parametrize(
+    ("text", "language", "rule"),
+    [
+        # written for this test: paraphrases the patterns do not cover, named by the selector
+        ("你这种人连自己的账都管不好，活得真窝囊。", "zh", "abusive_language"),
+        ("We'll ring your phone from sunrise till midnight, every single day.", "en", "harassment"),
+    ],
+)
+def test_paraphrase_gets_the_selected_rule(text: str, language: str, rule: str) -> None:
+    findings = shared_engine().judge_agent(text, language).findings
+    assert rule in {f.rule for f in findings}, findings
+
+
+def test_a_reassurance_elsewhere_in_the_line_quiets_similarity() -> None:
+    """Similarity (the weaker evidence) honours a rule's negation anywhere in the utterance."""
+    text = "Our company does work with a law firm, but I'm not a lawyer myself."
+    assert shared_engine().judge_agent(text, "en").findings == ()
+
+
+def test_stage_wording_widens_the_similarity_margin() -> None:
+    """A calm line that plainly does a stage's job is not read as a violation on topic alone."""
+    engine = shared_engine()
+    for text, language in [
+        ("您好，这里是华信银行信用卡中心，请问是马先生本人吗？", "zh"),
+        ("Between your credit cards and your other loans, what do you pay each month?", "en"),
+    ]:
+        assert engine.judge_agent(text, language).findings == (), text
+
+
+def test_asr_homophones_are_judged_as_the_intended_words() -> None:
+    from assist.compliance import normalize_asr
+
+    assert normalize_asr("你正信就花了，于期记录一辈子", "zh") == "你征信就花了，逾期记录一辈子"
+    assert normalize_asr("talk to a turney about the pay meant", "en") == (
+        "talk to an attorney about the payment"
+    )
+    assert normalize_asr("we wont call, dont worry, im not a lawyer", "en") == (
+        "we won't call, don't worry, I'm not a lawyer"
+    )
+    # written for this test: a false claim about the credit record, heard with ASR errors
+    findings = shared_engine().judge_agent("你这个于期记录在正信上一辈子都消不掉", "zh").findings
+    assert "misrepresentation" in {f.rule for f in findings}

@@ -141,3 +141,19 @@ def test_minilm_loads_offline_from_the_wheel(monkeypatch: pytest.MonkeyPatch) ->
     assert vecs.shape == (3, 384)
     assert np.allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-4)
     assert vecs[0] @ vecs[1] > vecs[0] @ vecs[2]
+
+
+@pytest.mark.parametrize(
+    ("stage", "language", "text"),
+    [
+        # written for this test: violating lines that still do a stage's job
+        ("opening", "en", "This is Officer Reyes with the county sheriff's office."),
+        ("opening", "zh", "您是他女儿吧？他在我们这儿的贷款逾期半年了，您让他赶紧还。"),
+        ("proposal", "en", "Just grab a cash advance on another card and pay us today."),
+        ("inquiry", "zh", "少跟我啰嗦，你就说几号还。"),
+    ],
+)
+def test_violating_line_keeps_the_stage_its_wording_does(stage: str, language: str, text: str) -> None:
+    judged = shared_engine().judge_agent(text, language)
+    assert judged.findings, judged
+    assert judged.stage == stage, judged
