@@ -25,7 +25,7 @@ import pytest
 import yaml
 from playwright.async_api import Browser, Page
 
-from stream.auth import issue_token
+from stream.auth import Role, issue_token
 from stream.simulate import stream_call
 from stream.wavfile import read_wav
 from tests.conftest import FIXTURES, RunningService, load_script
@@ -199,39 +199,50 @@ async def test_overlay_follows_the_call_and_catches_up(
     await context.close()
 
 
-SHORT_TTL_S = 3  # a token that runs out while its page is open
+SHORT_TTL_S = 12  # runs out while its page is open; long enough for a loaded CI box to open the page first
+STATE_IS = "state => document.getElementById('conn').dataset.state === state"
+STATE_NOW = "() => document.getElementById('conn').dataset.state"
 
 
 async def test_pages_stop_retrying_once_their_token_has_run_out(
     live_service: RunningService, browser: Browser
 ) -> None:
     """A reconnect refused with close code 1008 (here: the token expired while the page was
-    open) leaves the page saying so, instead of retrying for ever against the server."""
+    open) leaves the page saying so, instead of retrying for ever against the server.
+
+    The supervisor page is live when its token runs out and its socket drops; the overlay is
+    opened before its call exists, so it keeps retrying (404) until the refusal stops it."""
     svc = live_service
     call_id = f"exp-{uuid.uuid4().hex[:8]}"
     context = await browser.new_context(locale="en-US")
-    pages = {
-        "supervisor": ("supervisor", [], "/supervisor", "window.callassistSupervisor"),
-        "overlay": ("agent", [call_id], f"/overlay/{call_id}", "window.callassist"),
-    }
-    opened: dict[str, Page] = {}
-    for name, (role, calls, path, _hook) in pages.items():
-        token = issue_token(
-            svc.secret, role=role, tenant=svc.tenant, sub=f"short-{name}", calls=calls, ttl_s=SHORT_TTL_S
+    issued = time.time()
+
+    def short_token(role: Role, calls: list[str]) -> str:
+        return issue_token(
+            svc.secret,
+            role=role,
+            tenant=svc.tenant,
+            sub=f"short-{role}",
+            calls=calls,
+            ttl_s=SHORT_TTL_S,
+            now=issued,
         )
-        page = await context.new_page()
-        resp = await page.goto(f"{svc.http}{path}?token={token}&lang=en")
-        assert resp is not None and resp.status == 200, name
-        await page.wait_for_function("() => document.getElementById('conn').dataset.state === 'live'")
-        opened[name] = page
-    await asyncio.sleep(SHORT_TTL_S + 1.5)
-    for name, page in opened.items():
-        hook = pages[name][3]
-        await page.evaluate(f"() => {hook}.dropConnection()")
-        await page.wait_for_function(
-            "() => document.getElementById('conn').dataset.state === 'denied'", timeout=PAGE_WAIT_MS
-        )
-        assert "expired" in (await page.locator("#banner").inner_text()).lower(), name
-        await asyncio.sleep(1.5)  # longer than the first backoff step: no retry may follow
-        assert await page.evaluate("() => document.getElementById('conn').dataset.state") == "denied", name
+
+    supervisor = await context.new_page()
+    await supervisor.goto(f"{svc.http}/supervisor?token={short_token('supervisor', [])}&lang=en")
+    await supervisor.wait_for_function(STATE_IS, arg="live", timeout=PAGE_WAIT_MS)
+    overlay = await context.new_page()
+    resp = await overlay.goto(f"{svc.http}/overlay/{call_id}?token={short_token('agent', [call_id])}&lang=en")
+    assert resp is not None and resp.status == 200
+    assert time.time() < issued + SHORT_TTL_S, "the pages took longer to open than the token lives"
+    assert await overlay.evaluate(STATE_NOW) in ("connecting", "reconnecting")
+    await asyncio.sleep(issued + SHORT_TTL_S + 1.0 - time.time())
+
+    await supervisor.evaluate("() => window.callassistSupervisor.dropConnection()")
+    for page in (supervisor, overlay):
+        await page.wait_for_function(STATE_IS, arg="denied", timeout=PAGE_WAIT_MS)
+        assert "expired" in (await page.locator("#banner").inner_text()).lower()
+    await asyncio.sleep(1.5)  # longer than the first backoff step: no retry may follow a refusal
+    for page in (supervisor, overlay):
+        assert await page.evaluate(STATE_NOW) == "denied"
     await context.close()
