@@ -19,7 +19,13 @@ in the next, and a quote points at the words that matter.
   evidence is gated: a score just above the floor needs a confident selector,
   overruling the nearest example's rule needs a fairly confident selector, a
   rule's negation anywhere in the utterance is a reassurance, and a clause a
-  pattern already explains gets no second rule from similarity.
+  pattern already explains gets no second rule from similarity.  A selector that
+  agrees with the nearest example and is confident lowers the floor and margin.
+* A learned violation-vs-compliant model (``detector``, also a ``SoftmaxModel``
+  trained from the playbook) judges the whole line when nothing else fired: it
+  generalises to attitude-only lines ("Everything you say is noise") that have no
+  close example.  A line far closer to a compliant sentence than to any violation
+  gets no similarity finding from a fragment of it.
 """
 
 from __future__ import annotations
@@ -213,6 +219,38 @@ def pattern_findings(rules: Sequence[Rule], text: str, language: str) -> list[Fi
     return list(found.values())
 
 
+# A negation right after "if you" / "unless you" is the borrower's refusal, not a reassurance
+# ("If you won't pick up, I'll explain it to your manager").
+_CONDITIONAL_BEFORE = re.compile(
+    r"(?i)\b(if|unless|when|until|as long as) "
+    r"(you|u|he|she|they|this|it|that|the (bill|balance|loan|debt|money))"
+    r"( still)?\s*$"
+)
+
+
+def _reassures(neg: re.Pattern[str], text: str) -> bool:
+    """Whether negation ``neg`` occurs in ``text`` other than in a condition on the borrower."""
+    return any(not _CONDITIONAL_BEFORE.search(text[: m.start()]) for m in neg.finditer(text))
+
+
+# Public shaming is harassment and third-party disclosure at once; these cues mark a line that
+# exposes the borrower in public (group chats, banners, flyers, in front of colleagues).
+SHAMING_PAIR = ("harassment", "third_party_disclosure")
+PUBLIC_SHAMING: dict[str, re.Pattern[str]] = {
+    "zh": re.compile(
+        r"群|朋友圈|横幅|传单|大字报|贴(到|在)|当着[^，。！？]{0,10}面|所有人|大家|街坊|邻居|曝光|网上|抖音|微博"
+    ),
+    "en": re.compile(
+        r"(?i)\b(group chats?|flyers?|posters?|banners?|online|facebook|instagram|social media|in front of"
+        r"|everyone|everybody|whole (office|street|block|neighbou?rhood|town)|neighbou?rhood|neighbou?rs)\b"
+    ),
+}
+
+# Class ids of the violation-vs-compliant model (``detector``).
+VIOLATION = "violation"
+COMPLIANT = "compliant"
+
+
 class ComplianceChecker:
     """Hybrid checker over one playbook's rules; similarity sets are per language."""
 
@@ -234,6 +272,15 @@ class ComplianceChecker:
         selector_override_min: float = 0.0,
         negation_scope_utterance: bool = True,
         knn_keep_margin: float = 1.0,
+        selector_confident: float = 1.01,
+        confident_sim_min: float = 1.0,
+        confident_margin: float = 1.0,
+        compliant_veto: float = 1.0,
+        detector: SoftmaxModel | None = None,
+        detector_min: float = 1.01,
+        detector_gap: float = 0.0,
+        detector_selector_min: float = 0.0,
+        detector_sim_min: float = 0.0,
     ) -> None:
         self.rules = tuple(rules)
         self.by_id = {r.id: r for r in self.rules}
@@ -251,6 +298,15 @@ class ComplianceChecker:
         self.selector_override_min = selector_override_min
         self.negation_scope_utterance = negation_scope_utterance
         self.knn_keep_margin = knn_keep_margin
+        self.selector_confident = selector_confident
+        self.confident_sim_min = confident_sim_min
+        self.confident_margin = confident_margin
+        self.compliant_veto = compliant_veto
+        self.detector = detector
+        self.detector_min = detector_min
+        self.detector_gap = detector_gap
+        self.detector_selector_min = detector_selector_min
+        self.detector_sim_min = detector_sim_min
         self._rule_rows: dict[str, dict[str, np.ndarray]] = {
             lang: {
                 rid: np.array([i for i, lab in enumerate(ex.labels) if lab == rid], dtype=np.int64)
@@ -290,6 +346,35 @@ class ComplianceChecker:
         ok_score = float(np.partition(ok_sims, ok_sims.size - k)[ok_sims.size - k :].mean()) if k else -1.0
         return best_rule, best_score, best_idx, ok_score
 
+    def _learned_violation(self, vector: np.ndarray, gap: float, confidence: float) -> bool:
+        """Whether the learned violation-vs-compliant model alone calls this clause a violation."""
+        if self.detector is None or gap < self.detector_gap or confidence < self.detector_selector_min:
+            return False
+        p = self.detector.probabilities(vector[None, :])[0]
+        return float(p[self.detector.rule_ids.index(VIOLATION)]) >= self.detector_min
+
+    def _knn_violation(
+        self, score: float, gap: float, chosen: str, rid: str, confidence: float, extra_margin: float
+    ) -> bool:
+        """Whether the nearest examples (with the selector's confidence) call this a violation."""
+        # Two independent readings agreeing (the nearest example's rule and a confident
+        # selector) are strong evidence, so such a clause needs a lower floor and a smaller
+        # margin over the compliant sentences: implicit violations ("别插嘴，今天就按我说的办")
+        # sit close to calm lines on topic.
+        if chosen == rid and confidence >= self.selector_confident:
+            if score < self.confident_sim_min or gap < self.confident_margin + extra_margin:
+                return False
+        elif score < self.sim_min or gap < self.margin + extra_margin:
+            return False
+        if self.selector is None:
+            return True
+        # Similarity said "a violation"; the selector must be able to say which rule.  Between
+        # the floor and ``sim_sure`` the nearest example alone is weak evidence (garbled ASR,
+        # short proposals); the selector must then be sure of the rule.
+        if confidence < self.selector_min:
+            return False
+        return not (score < self.sim_sure and confidence < self.selector_sure)
+
     def _nearest_of(self, vector: np.ndarray, language: str, rule_id: str, default: int) -> int:
         """Index of the violation example of ``rule_id`` nearest to ``vector`` (the evidence)."""
         rows = self._rule_rows[language].get(rule_id)
@@ -314,30 +399,95 @@ class ComplianceChecker:
         """
         found: dict[str, Finding] = {f.rule: f for f in self.patterns(text, language)}
         pattern_rules = frozenset(found)
+        order = {r.id: i for i, r in enumerate(self.rules)}
         if language not in self.violations or not len(self.violations[language]):
             return list(found.values())
-        for clause, vec in zip(clauses, vectors, strict=True):
+        scored = [
+            (clause, vec, self.similarity_scores(vec, language, skip_compliant))
+            for clause, vec in zip(clauses, vectors, strict=True)
+        ]
+        # A line that as a whole is far closer to a compliant sentence than to any violation
+        # ("孩子生病住院，您一个人扛着确实太辛苦了") is compliant, whatever one of its clauses sits near.
+        whole = text.strip()
+        if len(scored) > 1 and any(
+            c.text == whole and sc[3] - sc[1] >= self.compliant_veto for c, _, sc in scored
+        ):
+            return sorted(found.values(), key=lambda f: order.get(f.rule, 0))
+        # Two passes: the nearest examples first; the learned violation model only when nothing
+        # else found a violation in the utterance (it is there for recall, and adding a second
+        # rule to a line already flagged was mostly the same words read as a neighbouring rule).
+        for learned in (False, True):
+            if learned and found:
+                break
+            self._similarity_pass(text, language, scored, found, pattern_rules, extra_margin, learned=learned)
+        self._add_shaming_pair(text, language, found)
+        return sorted(found.values(), key=lambda f: order.get(f.rule, 0))
+
+    def _add_shaming_pair(self, text: str, language: str, found: dict[str, Finding]) -> None:
+        """Public shaming breaks both harassment and third-party disclosure (bench/data/README.md).
+
+        When one of the two was found and the line exposes the borrower in public (a group chat,
+        a banner, in front of colleagues), the other is added with the same quote.
+        """
+        have = [r for r in SHAMING_PAIR if r in found]
+        cue = PUBLIC_SHAMING.get(language)
+        if len(have) != 1 or cue is None or not cue.search(text):
+            return
+        other = next(r for r in SHAMING_PAIR if r not in found)
+        rule = self.by_id.get(other)
+        if rule is None:
+            return
+        f = found[have[0]]
+        found[other] = Finding(
+            rule=other,
+            severity=rule.severity,
+            quote=f.quote,
+            why=rule.why.get(language),
+            rephrase=rule.rephrase.get(language),
+            evidence=f"public shaming, with {have[0]}",
+            score=f.score,
+            source=f.source,
+        )
+
+    def _similarity_pass(
+        self,
+        text: str,
+        language: str,
+        scored: list[tuple[Clause, np.ndarray, tuple[str, float, int, float]]],
+        found: dict[str, Finding],
+        pattern_rules: frozenset[str],
+        extra_margin: float,
+        *,
+        learned: bool,
+    ) -> None:
+        for clause, vec, (rid, score, idx, ok_score) in scored:
             if weight(clause.text) < MIN_SIMILARITY_WEIGHT.get(language, MIN_SIMILARITY_WEIGHT["en"]):
                 continue
-            rid, score, idx, ok_score = self.similarity_scores(vec, language, skip_compliant)
-            if not rid or score < self.sim_min or score - ok_score < self.margin + extra_margin:
+            if not rid:
                 continue
+            gap = score - ok_score
+            chosen, confidence = self.selector.best(vec) if self.selector is not None else (rid, 0.0)
             candidates = [rid]
-            if self.selector is not None:
-                # Similarity said "a violation"; the selector says which rule.
-                chosen, confidence = self.selector.best(vec)
-                if confidence < self.selector_min:
+            if learned:
+                # The violation-vs-compliant model is sure of the whole line (a fragment of a calm
+                # line, "八千七百块一分都没还", can look like a violation on its own) and the nearest
+                # examples do not clearly disagree: the selector names the rule.
+                if len(scored) > 1 and clause.text != text.strip():
                     continue
-                # Between the floor and ``sim_sure`` the nearest example alone is weak evidence
-                # (garbled ASR, short proposals); the selector must then be sure of the rule.
-                if score < self.sim_sure and confidence < self.selector_sure:
+                if score < self.detector_sim_min or not self._learned_violation(vec, gap, confidence):
                     continue
+                if chosen != rid and chosen in self.by_id:
+                    candidates.append(chosen)
+                    rid, idx = chosen, self._nearest_of(vec, language, chosen, idx)
+            elif not self._knn_violation(score, gap, chosen, rid, confidence, extra_margin):
+                continue
+            elif self.selector is not None and chosen != rid:
                 # Overruling the nearest example's rule needs a selector that is fairly sure; when
                 # it is not, the nearest example's rule stands only on a clear margin.
-                if chosen != rid and confidence < self.selector_override_min:
-                    if score - ok_score < self.knn_keep_margin:
+                if confidence < self.selector_override_min:
+                    if gap < self.knn_keep_margin:
                         continue
-                elif chosen != rid and chosen in self.by_id:
+                elif chosen in self.by_id:
                     candidates.append(chosen)
                     rid, idx = chosen, self._nearest_of(vec, language, chosen, idx)
             rule = self.by_id[rid]
@@ -346,7 +496,7 @@ class ComplianceChecker:
             # 不是律师"); patterns keep to their clause, so a reassurance cannot hide a threat.
             scope = text if self.negation_scope_utterance else clause.text
             if self.negation_blocks_similarity and any(
-                neg.search(scope) for c in candidates for neg in self.by_id[c].negations.get(language)
+                _reassures(neg, scope) for c in candidates for neg in self.by_id[c].negations.get(language)
             ):
                 continue
             if (
@@ -371,8 +521,8 @@ class ComplianceChecker:
                 score=round(score, 3),
                 source="similarity",
             )
-        order = {r.id: i for i, r in enumerate(self.rules)}
-        return sorted(found.values(), key=lambda f: order.get(f.rule, 0))
+            if learned:
+                return  # one rule from the learned model, at most
 
 
 # --------------------------------------------------------------------------- rule selector

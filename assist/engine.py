@@ -23,6 +23,8 @@ from typing import Any
 import numpy as np
 
 from assist.compliance import (
+    COMPLIANT,
+    VIOLATION,
     Clause,
     ComplianceChecker,
     Finding,
@@ -70,6 +72,25 @@ COMPLIANCE_SIM_SURE = 0.48
 COMPLIANCE_SELECTOR_SURE = 0.55
 COMPLIANCE_SELECTOR_OVERRIDE = 0.45
 COMPLIANCE_KNN_KEEP_MARGIN = 0.15
+# When the selector names the same rule as the nearest example with at least
+# COMPLIANCE_SELECTOR_CONFIDENT, the floor and margin drop to the two values after it (swept on
+# tune + own dev set dev..dev14; the stage-like-line margin still applies on top).
+COMPLIANCE_SELECTOR_CONFIDENT = 0.6
+COMPLIANCE_CONFIDENT_SIM_MIN = 0.42
+COMPLIANCE_CONFIDENT_MARGIN = 0.04
+# A line whose whole wording is at least this much closer to a compliant sentence than to any
+# violation gets no similarity finding from one of its clauses.
+COMPLIANCE_COMPLIANT_VETO = 0.2
+# A softmax model trained on all violation examples against all compliant sentences (both
+# languages) generalises beyond the nearest example to a clause's attitude.  When it gives a clause
+# at least COMPLIANCE_DETECTOR_MIN and the nearest compliant sentence is not more than
+# -COMPLIANCE_DETECTOR_GAP closer than the nearest violation, the clause is a violation of the
+# selector's rule.
+COMPLIANCE_DETECTOR_MIN = 0.89
+COMPLIANCE_DETECTOR_GAP = 0.0
+COMPLIANCE_DETECTOR_SELECTOR_MIN = 0.3  # ...and the selector must name the rule this surely
+COMPLIANCE_DETECTOR_SIM_MIN = 0.0  # a floor on the nearest violation (0.38..0.42 only cost recall on dev)
+COMPLIANCE_DETECTOR_L2 = 1e-4  # a sharper model than the rule selector's (swept 1e-4..3e-3)
 COMPLIANCE_STAGE_MARGIN = 0.04  # extra similarity margin when the line's stage keywords match
 STAGE_TOP_K = 5
 STAGE_MIN = 0.25  # below this an utterance fits no stage
@@ -114,6 +135,14 @@ class Thresholds:
     compliance_selector_override: float = COMPLIANCE_SELECTOR_OVERRIDE
     compliance_knn_keep_margin: float = COMPLIANCE_KNN_KEEP_MARGIN
     compliance_stage_margin: float = COMPLIANCE_STAGE_MARGIN
+    compliance_selector_confident: float = COMPLIANCE_SELECTOR_CONFIDENT
+    compliance_confident_sim_min: float = COMPLIANCE_CONFIDENT_SIM_MIN
+    compliance_confident_margin: float = COMPLIANCE_CONFIDENT_MARGIN
+    compliance_compliant_veto: float = COMPLIANCE_COMPLIANT_VETO
+    compliance_detector_min: float = COMPLIANCE_DETECTOR_MIN
+    compliance_detector_gap: float = COMPLIANCE_DETECTOR_GAP
+    compliance_detector_selector_min: float = COMPLIANCE_DETECTOR_SELECTOR_MIN
+    compliance_detector_sim_min: float = COMPLIANCE_DETECTOR_SIM_MIN
     stage_top_k: int = STAGE_TOP_K
     stage_min: float = STAGE_MIN
     stage_keyword_boost: float = STAGE_KEYWORD_BOOST
@@ -190,6 +219,15 @@ class GuidanceEngine:
             selector_sure=t.compliance_selector_sure,
             selector_override_min=t.compliance_selector_override,
             knn_keep_margin=t.compliance_knn_keep_margin,
+            selector_confident=t.compliance_selector_confident,
+            confident_sim_min=t.compliance_confident_sim_min,
+            confident_margin=t.compliance_confident_margin,
+            compliant_veto=t.compliance_compliant_veto,
+            detector=self._train_violation_detector(sets),
+            detector_min=t.compliance_detector_min,
+            detector_gap=t.compliance_detector_gap,
+            detector_selector_min=t.compliance_detector_selector_min,
+            detector_sim_min=t.compliance_detector_sim_min,
         )
         self.stages = StageClassifier(
             tuple(s.id for s in playbook.stages),
@@ -270,6 +308,15 @@ class GuidanceEngine:
             tuple(r.id for r in self.playbook.rules),
             np.concatenate([ex.vectors for ex in vio]),
             [lab for ex in vio for lab in ex.labels],
+        )
+
+    def _train_violation_detector(self, sets: dict[str, dict[str, ExemplarSet]]) -> SoftmaxModel:
+        """Violation examples against every compliant sentence, both languages at once."""
+        vio = [sets["violation"][lang].vectors for lang in self.playbook.languages]
+        ok = [sets["compliant"][lang].vectors for lang in self.playbook.languages]
+        labels = [VIOLATION] * sum(len(v) for v in vio) + [COMPLIANT] * sum(len(v) for v in ok)
+        return train_softmax(
+            (VIOLATION, COMPLIANT), np.concatenate([*vio, *ok]), labels, l2=COMPLIANCE_DETECTOR_L2
         )
 
     def _train_stage_model(self, sets: dict[str, dict[str, ExemplarSet]]) -> SoftmaxModel:

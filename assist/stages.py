@@ -144,6 +144,10 @@ VIOLATION_STAGE_CUES: Mapping[str, tuple[tuple[str, re.Pattern[str]], ...]] = {
                 r"|表哥|表姐|同事|朋友|室友|邻居|房东)",
                 r"请问是.{1,6}的.{1,4}(吗|吧)|(阿姨|叔叔|大姐|大哥)(您好|你好)",
                 r"(转告|跟)(他|她)(说|一声)",
+                # Talking to the third party about the borrower ("阿姨，您儿子借了我们两万").
+                r"(转告|告诉)(您|你)?的?(丈夫|老公|爱人|妻子|老婆|儿子|女儿|哥哥|姐姐|弟弟|妹妹|父亲|母亲)",
+                r"^\s*(阿姨|叔叔|大姐|大哥)[，, ]",
+                r"您的?(儿子|女儿|丈夫|老公|爱人|妻子|老婆|哥哥|姐姐|弟弟|妹妹|室友|员工|下属)[^，。！？]{0,4}(借|欠|的[^，。！？]{0,6}(贷|卡|逾期))",
             ),
         ),
         (
@@ -152,9 +156,16 @@ VIOLATION_STAGE_CUES: Mapping[str, tuple[tuple[str, re.Pattern[str]], ...]] = {
                 r"(借|套现|下个款|贷|刷)[^，。！？]{0,12}(还我们|还上|补上|平了|还了|结清|先还)",
                 r"全额|(一次性|全部)(还清|结清|还)|先还[一二三四五六七八九十两几\d]+[千百万块]",
                 r"(分期|方案)",
+                r"只要(你|您)?(今天|现在|马上)?(还|把钱)",
+                r"(抵押|卖掉|卖了|当掉|典当)[^，。！？]{0,10}(还|换)",
+                r"(前|之前)必须(还|打|转|到账)",
+                r"(借|凑|撸)(点|一点|一笔|个)|高利贷|网贷(平台)?(上)?(借|凑|撸)",
             ),
         ),
-        ("inquiry", _any(r"几号还|哪天还|什么时候还|说个日子|给个日子|还不还|能不能还|能还多少")),
+        (
+            "inquiry",
+            _any(r"几号还|哪天还|什么时候还|说个日子|给个日子|还不还|能不能还|能还多少|准数|准话|给个数"),
+        ),
     ),
     "en": (
         (
@@ -167,23 +178,33 @@ VIOLATION_STAGE_CUES: Mapping[str, tuple[tuple[str, re.Pattern[str]], ...]] = {
                 r"\b(is this|are you) (his|her|\w+'s) (mother|mom|father|dad|wife|husband|son|daughter"
                 r"|brother|sister|roommate|landlord|girlfriend|boyfriend|partner|neighbou?r|coworker)\b",
                 r"\b(tell|let) (him|her) know\b|\bcan you tell (him|her)\b",
+                # Talking to the third party about the borrower ("tell your husband his card is due").
+                r"\b(tell|let|remind) your (husband|wife|brother|sister|son|daughter|roommate|mom|dad"
+                r"|mother|father|partner|boyfriend|girlfriend|tenant|employee)\b[^.?!]{0,30}"
+                r"\b(he|she|his|her|him)\b",
+                r"\b(is this|are you) \w+ \w+'s (mother|mom|father|dad|wife|husband|son|daughter|brother"
+                r"|sister|roommate|landlord|partner|neighbou?r|coworker)\b",
+                r"\blisted you as (a|an|their|his|her) (contact|reference)\b",
                 flags=_I,
             ),
         ),
         (
             "proposal",
             _any(
-                r"\b(payday (loan|lender)|cash advance|balance transfer|borrow|another (credit )?card"
+                r"\b(payday (loan|lender)|cash advance|balance transfer"
+                r"|borrow(ing)? (it|the money|some|from|against)|go borrow|another (credit )?card"
                 r"|title loan|(take out|get) (a|an|another)\b[^.?!]{0,20}\bloan)\b",
                 r"\b(full (amount|balance|payment)|or nothing|only (one )?option|only offer|in full)\b",
-                r"\$\d[\d,]* (now|today|by)\b|\bif you pay\b",
+                r"\$\d[\d,]* (now|today|by)\b|\bif you pay\b|\bpay (now|today) and\b",
+                r"\b(pawn|sell|hock|mortgage) (your|the)\b|\bcharge it\b|\bloan sharks?\b|\bhit up\b",
                 flags=_I,
             ),
         ),
         (
             "inquiry",
             _any(
-                r"\b(give me a date|tell me when|when are you (going to |gonna )?pay(ing)?|just when)\b"
+                r"\b(give me a (date|number)|tell me when|when are you (going to |gonna )?pay(ing)?|just when"
+                r"|the date you('ll| will) pay)\b"
                 r"|\b(if|whether) you('re| are) (paying|going to pay)\b|\bare you (paying|going to pay)\b",
                 flags=_I,
             ),

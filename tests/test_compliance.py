@@ -290,3 +290,44 @@ def test_asr_homophones_are_judged_as_the_intended_words() -> None:
     # written for this test: a false claim about the credit record, heard with ASR errors
     findings = shared_engine().judge_agent("你这个于期记录在正信上一辈子都消不掉", "zh").findings
     assert "misrepresentation" in {f.rule for f in findings}
+
+
+def test_a_refusal_in_a_condition_is_not_a_reassurance() -> None:
+    """'If you won't answer, ...' is the borrower's refusal: the rule's negation does not quiet it."""
+    from assist.compliance import _reassures
+
+    neg = shared_engine().compliance.by_id["third_party_disclosure"].negations.get("en")[0]
+    assert not _reassures(neg, "If you won't answer, I'll have a chat with your landlord.")
+    assert _reassures(neg, "We won't be talking to your landlord about any of this.")
+    # written for this test: the threat to tell the employer still fires
+    text = "If you won't return my calls, your office manager will hear about this loan from me."
+    assert "third_party_disclosure" in {f.rule for f in shared_engine().judge_agent(text, "en").findings}
+
+
+def test_public_shaming_is_both_harassment_and_disclosure() -> None:
+    engine = shared_engine()
+    # written for this test
+    for text, language in [
+        ("再不还钱，我就把你的借条发到你们公司的工作群里。", "zh"),
+        ("We'll post your overdue balance in your building's group chat.", "en"),
+    ]:
+        rules = {f.rule for f in engine.judge_agent(text, language).findings}
+        assert {"harassment", "third_party_disclosure"} <= rules, (text, rules)
+    # a doorstep visit alone is harassment only
+    rules = {f.rule for f in engine.judge_agent("我们每天都派人去你家门口等你还钱。", "zh").findings}
+    assert "third_party_disclosure" not in rules
+
+
+def test_learned_detector_is_deterministic_and_judges_whole_lines() -> None:
+    """The violation-vs-compliant model is trained from the playbook alone, so it is reproducible;
+    it fires on attitude-only lines the nearest examples miss, never on a calm line's fragment."""
+    engine = shared_engine()
+    det = engine.compliance.detector
+    assert det is not None and det.rule_ids == ("violation", "compliant")
+    again = engine._train_violation_detector(
+        {"violation": engine.compliance.violations, "compliant": engine.compliance.compliant}
+    )
+    assert np.array_equal(det.weights, again.weights)
+    # written for this test: a calm recap whose middle clause alone sounds stern
+    text = "您这笔已经逾期两个月了，六千块一直没动，您看这周能先处理一部分吗？"
+    assert engine.judge_agent(text, "zh").findings == ()
