@@ -251,6 +251,32 @@ VIOLATION = "violation"
 COMPLIANT = "compliant"
 
 
+@dataclass(frozen=True)
+class ComplianceLimits:
+    """The similarity side's thresholds, calibrated together (see ``assist.engine.Thresholds``).
+
+    The defaults switch each optional guard off, so a checker built with only the three required
+    limits behaves as plain nearest-example matching.
+    """
+
+    sim_min: float  # a violation example must be at least this similar
+    margin: float  # ... and this much closer than the nearest compliant sentence
+    top_k: int  # neighbours averaged per rule
+    selector_min: float = 0.0  # a score just above sim_min needs the rule selector this sure
+    sim_sure: float = 0.0  # above this similarity the selector is not consulted
+    selector_sure: float = 0.0
+    selector_override_min: float = 0.0  # the selector may overrule the nearest example's rule from here
+    knn_keep_margin: float = 1.0  # ... otherwise that rule stands only on this clear a margin
+    selector_confident: float = 1.01  # selector and nearest example agree this surely:
+    confident_sim_min: float = 1.0  # ... then this lower similarity floor
+    confident_margin: float = 1.0  # ... and this lower margin apply
+    compliant_veto: float = 1.0  # a whole line this much closer to compliant vetoes clause findings
+    detector_min: float = 1.01  # the whole-line violation detector fires from here
+    detector_gap: float = 0.0
+    detector_selector_min: float = 0.0
+    detector_sim_min: float = 0.0
+
+
 class ComplianceChecker:
     """Hybrid checker over one playbook's rules; similarity sets are per language."""
 
@@ -259,54 +285,24 @@ class ComplianceChecker:
         rules: Sequence[Rule],
         violations: dict[str, ExemplarSet],
         compliant: dict[str, ExemplarSet],
+        limits: ComplianceLimits,
         *,
-        sim_min: float,
-        margin: float,
-        top_k: int,
-        negation_blocks_similarity: bool = True,
         selector: SoftmaxModel | None = None,
-        pattern_blocks_new_rules: bool = True,
-        selector_min: float = 0.0,
-        sim_sure: float = 0.0,
-        selector_sure: float = 0.0,
-        selector_override_min: float = 0.0,
-        negation_scope_utterance: bool = True,
-        knn_keep_margin: float = 1.0,
-        selector_confident: float = 1.01,
-        confident_sim_min: float = 1.0,
-        confident_margin: float = 1.0,
-        compliant_veto: float = 1.0,
         detector: SoftmaxModel | None = None,
-        detector_min: float = 1.01,
-        detector_gap: float = 0.0,
-        detector_selector_min: float = 0.0,
-        detector_sim_min: float = 0.0,
+        negation_blocks_similarity: bool = True,
+        pattern_blocks_new_rules: bool = True,
+        negation_scope_utterance: bool = True,
     ) -> None:
         self.rules = tuple(rules)
         self.by_id = {r.id: r for r in self.rules}
         self.violations = violations
         self.compliant = compliant
-        self.sim_min = sim_min
-        self.margin = margin
-        self.top_k = top_k
-        self.negation_blocks_similarity = negation_blocks_similarity
+        self.limits = limits
         self.selector = selector
-        self.pattern_blocks_new_rules = pattern_blocks_new_rules
-        self.selector_min = selector_min
-        self.sim_sure = sim_sure
-        self.selector_sure = selector_sure
-        self.selector_override_min = selector_override_min
-        self.negation_scope_utterance = negation_scope_utterance
-        self.knn_keep_margin = knn_keep_margin
-        self.selector_confident = selector_confident
-        self.confident_sim_min = confident_sim_min
-        self.confident_margin = confident_margin
-        self.compliant_veto = compliant_veto
         self.detector = detector
-        self.detector_min = detector_min
-        self.detector_gap = detector_gap
-        self.detector_selector_min = detector_selector_min
-        self.detector_sim_min = detector_sim_min
+        self.negation_blocks_similarity = negation_blocks_similarity
+        self.pattern_blocks_new_rules = pattern_blocks_new_rules
+        self.negation_scope_utterance = negation_scope_utterance
         self._rule_rows: dict[str, dict[str, np.ndarray]] = {
             lang: {
                 rid: np.array([i for i, lab in enumerate(ex.labels) if lab == rid], dtype=np.int64)
@@ -333,7 +329,7 @@ class ComplianceChecker:
             if rows.size == 0:
                 continue
             s = sims[rows]
-            k = min(self.top_k, s.size)
+            k = min(self.limits.top_k, s.size)
             top = np.partition(s, s.size - k)[s.size - k :]
             score = float(top.mean())
             if score > best_score:
@@ -342,16 +338,17 @@ class ComplianceChecker:
         ok_sims = ok.vectors @ vector
         if skip_compliant is not None:
             ok_sims[[i for i, lab in enumerate(ok.labels) if lab == skip_compliant]] = -1.0
-        k = min(self.top_k, ok_sims.size)
+        k = min(self.limits.top_k, ok_sims.size)
         ok_score = float(np.partition(ok_sims, ok_sims.size - k)[ok_sims.size - k :].mean()) if k else -1.0
         return best_rule, best_score, best_idx, ok_score
 
     def _learned_violation(self, vector: np.ndarray, gap: float, confidence: float) -> bool:
         """Whether the learned violation-vs-compliant model alone calls this clause a violation."""
-        if self.detector is None or gap < self.detector_gap or confidence < self.detector_selector_min:
+        lim = self.limits
+        if self.detector is None or gap < lim.detector_gap or confidence < lim.detector_selector_min:
             return False
         p = self.detector.probabilities(vector[None, :])[0]
-        return float(p[self.detector.rule_ids.index(VIOLATION)]) >= self.detector_min
+        return float(p[self.detector.rule_ids.index(VIOLATION)]) >= self.limits.detector_min
 
     def _knn_violation(
         self, score: float, gap: float, chosen: str, rid: str, confidence: float, extra_margin: float
@@ -361,19 +358,19 @@ class ComplianceChecker:
         # selector) are strong evidence, so such a clause needs a lower floor and a smaller
         # margin over the compliant sentences: implicit violations ("别插嘴，今天就按我说的办")
         # sit close to calm lines on topic.
-        if chosen == rid and confidence >= self.selector_confident:
-            if score < self.confident_sim_min or gap < self.confident_margin + extra_margin:
+        if chosen == rid and confidence >= self.limits.selector_confident:
+            if score < self.limits.confident_sim_min or gap < self.limits.confident_margin + extra_margin:
                 return False
-        elif score < self.sim_min or gap < self.margin + extra_margin:
+        elif score < self.limits.sim_min or gap < self.limits.margin + extra_margin:
             return False
         if self.selector is None:
             return True
         # Similarity said "a violation"; the selector must be able to say which rule.  Between
         # the floor and ``sim_sure`` the nearest example alone is weak evidence (garbled ASR,
         # short proposals); the selector must then be sure of the rule.
-        if confidence < self.selector_min:
+        if confidence < self.limits.selector_min:
             return False
-        return not (score < self.sim_sure and confidence < self.selector_sure)
+        return not (score < self.limits.sim_sure and confidence < self.limits.selector_sure)
 
     def _nearest_of(self, vector: np.ndarray, language: str, rule_id: str, default: int) -> int:
         """Index of the violation example of ``rule_id`` nearest to ``vector`` (the evidence)."""
@@ -410,7 +407,7 @@ class ComplianceChecker:
         # ("孩子生病住院，您一个人扛着确实太辛苦了") is compliant, whatever one of its clauses sits near.
         whole = text.strip()
         if len(scored) > 1 and any(
-            c.text == whole and sc[3] - sc[1] >= self.compliant_veto for c, _, sc in scored
+            c.text == whole and sc[3] - sc[1] >= self.limits.compliant_veto for c, _, sc in scored
         ):
             return sorted(found.values(), key=lambda f: order.get(f.rule, 0))
         # Two passes: the nearest examples first; the learned violation model only when nothing
@@ -474,7 +471,7 @@ class ComplianceChecker:
                 # examples do not clearly disagree: the selector names the rule.
                 if len(scored) > 1 and clause.text != text.strip():
                     continue
-                if score < self.detector_sim_min or not self._learned_violation(vec, gap, confidence):
+                if score < self.limits.detector_sim_min or not self._learned_violation(vec, gap, confidence):
                     continue
                 if chosen != rid and chosen in self.by_id:
                     candidates.append(chosen)
@@ -484,8 +481,8 @@ class ComplianceChecker:
             elif self.selector is not None and chosen != rid:
                 # Overruling the nearest example's rule needs a selector that is fairly sure; when
                 # it is not, the nearest example's rule stands only on a clear margin.
-                if confidence < self.selector_override_min:
-                    if gap < self.knn_keep_margin:
+                if confidence < self.limits.selector_override_min:
+                    if gap < self.limits.knn_keep_margin:
                         continue
                 elif chosen in self.by_id:
                     candidates.append(chosen)

@@ -27,6 +27,7 @@ from assist.compliance import (
     VIOLATION,
     Clause,
     ComplianceChecker,
+    ComplianceLimits,
     Finding,
     SoftmaxModel,
     normalize_asr,
@@ -157,6 +158,27 @@ class Thresholds:
     signal_keyword_boost: float = SIGNAL_KEYWORD_BOOST
     signal_none_margin: float = SIGNAL_NONE_MARGIN
 
+    def compliance_limits(self) -> ComplianceLimits:
+        """The compliance checker's share of these thresholds."""
+        return ComplianceLimits(
+            sim_min=self.compliance_sim_min,
+            margin=self.compliance_margin,
+            top_k=self.compliance_top_k,
+            selector_min=self.compliance_selector_min,
+            sim_sure=self.compliance_sim_sure,
+            selector_sure=self.compliance_selector_sure,
+            selector_override_min=self.compliance_selector_override,
+            knn_keep_margin=self.compliance_knn_keep_margin,
+            selector_confident=self.compliance_selector_confident,
+            confident_sim_min=self.compliance_confident_sim_min,
+            confident_margin=self.compliance_confident_margin,
+            compliant_veto=self.compliance_compliant_veto,
+            detector_min=self.compliance_detector_min,
+            detector_gap=self.compliance_detector_gap,
+            detector_selector_min=self.compliance_detector_selector_min,
+            detector_sim_min=self.compliance_detector_sim_min,
+        )
+
 
 @dataclass(frozen=True)
 class AgentJudgement:
@@ -210,24 +232,9 @@ class GuidanceEngine:
             playbook.rules,
             sets["violation"],
             sets["compliant"],
-            sim_min=t.compliance_sim_min,
-            margin=t.compliance_margin,
-            top_k=t.compliance_top_k,
+            t.compliance_limits(),
             selector=self._train_rule_selector(sets),
-            selector_min=t.compliance_selector_min,
-            sim_sure=t.compliance_sim_sure,
-            selector_sure=t.compliance_selector_sure,
-            selector_override_min=t.compliance_selector_override,
-            knn_keep_margin=t.compliance_knn_keep_margin,
-            selector_confident=t.compliance_selector_confident,
-            confident_sim_min=t.compliance_confident_sim_min,
-            confident_margin=t.compliance_confident_margin,
-            compliant_veto=t.compliance_compliant_veto,
             detector=self._train_violation_detector(sets),
-            detector_min=t.compliance_detector_min,
-            detector_gap=t.compliance_detector_gap,
-            detector_selector_min=t.compliance_detector_selector_min,
-            detector_sim_min=t.compliance_detector_sim_min,
         )
         self.stages = StageClassifier(
             tuple(s.id for s in playbook.stages),

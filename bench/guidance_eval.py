@@ -256,19 +256,7 @@ def apply_thresholds(engine: GuidanceEngine, th: Thresholds) -> None:
     """Re-point a built engine's components at new thresholds (cheaper than rebuilding it)."""
     engine.thresholds = th
     c, st, sg = engine.compliance, engine.stages, engine.signals
-    c.sim_min, c.margin, c.top_k = th.compliance_sim_min, th.compliance_margin, th.compliance_top_k
-    c.selector_min, c.sim_sure = th.compliance_selector_min, th.compliance_sim_sure
-    c.selector_sure, c.selector_override_min = th.compliance_selector_sure, th.compliance_selector_override
-    c.knn_keep_margin = th.compliance_knn_keep_margin
-    c.selector_confident = th.compliance_selector_confident
-    c.confident_sim_min = th.compliance_confident_sim_min
-    c.confident_margin = th.compliance_confident_margin
-    c.compliant_veto = th.compliance_compliant_veto
-    c.detector_min, c.detector_gap = th.compliance_detector_min, th.compliance_detector_gap
-    c.detector_selector_min, c.detector_sim_min = (
-        th.compliance_detector_selector_min,
-        th.compliance_detector_sim_min,
-    )
+    c.limits = th.compliance_limits()
     st.top_k, st.min_score = th.stage_top_k, th.stage_min
     st.keyword_boost, st.model_weight = th.stage_keyword_boost, th.stage_model_weight
     sg.top_k, sg.min_score, sg.multi_gap = th.signal_top_k, th.signal_min, th.signal_multi_gap
