@@ -137,6 +137,20 @@ class Finding:
     score: float
     source: str  # "pattern" | "similarity"
 
+    @classmethod
+    def of(cls, rule: Rule, language: str, quote: str, evidence: str, score: float, source: str) -> Finding:
+        """A finding of ``rule``, with its severity, why and rephrasing in ``language``."""
+        return cls(
+            rule=rule.id,
+            severity=rule.severity,
+            quote=quote,
+            why=rule.why.get(language),
+            rephrase=rule.rephrase.get(language),
+            evidence=evidence,
+            score=score,
+            source=source,
+        )
+
 
 def weight(text: str) -> int:
     """A language-neutral length: CJK characters count 1, latin words 2."""
@@ -205,15 +219,8 @@ def pattern_findings(rules: Sequence[Rule], text: str, language: str) -> list[Fi
                     None,
                 )
                 if hit is not None:
-                    found[rule.id] = Finding(
-                        rule=rule.id,
-                        severity=rule.severity,
-                        quote=hit.group(0),
-                        why=rule.why.get(language),
-                        rephrase=rule.rephrase.get(language),
-                        evidence=f"pattern: {pattern.pattern}",
-                        score=PATTERN_SCORE,
-                        source="pattern",
+                    found[rule.id] = Finding.of(
+                        rule, language, hit.group(0), f"pattern: {pattern.pattern}", PATTERN_SCORE, "pattern"
                     )
                     break
     return list(found.values())
@@ -290,8 +297,6 @@ class ComplianceChecker:
         selector: SoftmaxModel | None = None,
         detector: SoftmaxModel | None = None,
         negation_blocks_similarity: bool = True,
-        pattern_blocks_new_rules: bool = True,
-        negation_scope_utterance: bool = True,
     ) -> None:
         self.rules = tuple(rules)
         self.by_id = {r.id: r for r in self.rules}
@@ -301,8 +306,7 @@ class ComplianceChecker:
         self.selector = selector
         self.detector = detector
         self.negation_blocks_similarity = negation_blocks_similarity
-        self.pattern_blocks_new_rules = pattern_blocks_new_rules
-        self.negation_scope_utterance = negation_scope_utterance
+        self._order = {r.id: i for i, r in enumerate(self.rules)}  # findings come out in playbook order
         self._rule_rows: dict[str, dict[str, np.ndarray]] = {
             lang: {
                 rid: np.array([i for i, lab in enumerate(ex.labels) if lab == rid], dtype=np.int64)
@@ -348,7 +352,7 @@ class ComplianceChecker:
         if self.detector is None or gap < lim.detector_gap or confidence < lim.detector_selector_min:
             return False
         p = self.detector.probabilities(vector[None, :])[0]
-        return float(p[self.detector.rule_ids.index(VIOLATION)]) >= self.limits.detector_min
+        return float(p[self.detector.classes.index(VIOLATION)]) >= self.limits.detector_min
 
     def _knn_violation(
         self, score: float, gap: float, chosen: str, rid: str, confidence: float, extra_margin: float
@@ -396,7 +400,6 @@ class ComplianceChecker:
         """
         found: dict[str, Finding] = {f.rule: f for f in self.patterns(text, language)}
         pattern_rules = frozenset(found)
-        order = {r.id: i for i, r in enumerate(self.rules)}
         if language not in self.violations or not len(self.violations[language]):
             return list(found.values())
         scored = [
@@ -409,7 +412,7 @@ class ComplianceChecker:
         if len(scored) > 1 and any(
             c.text == whole and sc[3] - sc[1] >= self.limits.compliant_veto for c, _, sc in scored
         ):
-            return sorted(found.values(), key=lambda f: order.get(f.rule, 0))
+            return self._in_order(found)
         # Two passes: the nearest examples first; the learned violation model only when nothing
         # else found a violation in the utterance (it is there for recall, and adding a second
         # rule to a line already flagged was mostly the same words read as a neighbouring rule).
@@ -418,7 +421,10 @@ class ComplianceChecker:
                 break
             self._similarity_pass(text, language, scored, found, pattern_rules, extra_margin, learned=learned)
         self._add_shaming_pair(text, language, found)
-        return sorted(found.values(), key=lambda f: order.get(f.rule, 0))
+        return self._in_order(found)
+
+    def _in_order(self, found: dict[str, Finding]) -> list[Finding]:
+        return sorted(found.values(), key=lambda f: self._order.get(f.rule, 0))
 
     def _add_shaming_pair(self, text: str, language: str, found: dict[str, Finding]) -> None:
         """Public shaming breaks both harassment and third-party disclosure (bench/data/README.md).
@@ -435,16 +441,8 @@ class ComplianceChecker:
         if rule is None:
             return
         f = found[have[0]]
-        found[other] = Finding(
-            rule=other,
-            severity=rule.severity,
-            quote=f.quote,
-            why=rule.why.get(language),
-            rephrase=rule.rephrase.get(language),
-            evidence=f"public shaming, with {have[0]}",
-            score=f.score,
-            source=f.source,
-        )
+        evidence = f"public shaming, with {have[0]}"
+        found[other] = Finding.of(rule, language, f.quote, evidence, f.score, f.source)
 
     def _similarity_pass(
         self,
@@ -491,33 +489,19 @@ class ComplianceChecker:
             # A negation of either rule is a reassurance, not a violation.  Similarity is the
             # weaker evidence, so for it the whole utterance counts ("我们公司有合作的律所，但我本人
             # 不是律师"); patterns keep to their clause, so a reassurance cannot hide a threat.
-            scope = text if self.negation_scope_utterance else clause.text
             if self.negation_blocks_similarity and any(
-                _reassures(neg, scope) for c in candidates for neg in self.by_id[c].negations.get(language)
+                _reassures(neg, text) for c in candidates for neg in self.by_id[c].negations.get(language)
             ):
                 continue
-            if (
-                self.pattern_blocks_new_rules
-                and rid not in pattern_rules
-                and pattern_findings(self.rules, clause.text, language)
-            ):
+            if rid not in pattern_rules and pattern_findings(self.rules, clause.text, language):
                 # A pattern already names what this clause breaks; similarity adding a second
                 # rule there was mostly the same words read as a neighbouring rule.
                 continue
             prev = found.get(rid)
             if prev is not None and (prev.source == "pattern" or prev.score >= score):
                 continue
-            example = self.violations[language].texts[idx]
-            found[rid] = Finding(
-                rule=rid,
-                severity=rule.severity,
-                quote=clause.text,
-                why=rule.why.get(language),
-                rephrase=rule.rephrase.get(language),
-                evidence=f"example: {example} ({score:.2f})",
-                score=round(score, 3),
-                source="similarity",
-            )
+            evidence = f"example: {self.violations[language].texts[idx]} ({score:.2f})"
+            found[rid] = Finding.of(rule, language, clause.text, evidence, round(score, 3), "similarity")
             if learned:
                 return  # one rule from the learned model, at most
 
@@ -540,29 +524,30 @@ SELECTOR_MOMENTUM = 0.9
 
 @dataclass(frozen=True)
 class SoftmaxModel:
-    """Softmax regression over class ids (rules here; stages in assist/stages.py).
+    """Softmax regression over class ids: rules (the selector), violation/compliant (the
+    detector), stages (assist/stages.py).  ``probabilities`` is (units, classes)."""
 
-    ``rule_ids`` names the classes; ``probabilities`` is (units, classes).
-    """
-
-    rule_ids: tuple[str, ...]
-    weights: np.ndarray  # (dim, rules)
-    bias: np.ndarray  # (rules,)
+    classes: tuple[str, ...]
+    weights: np.ndarray  # (dim, classes)
+    bias: np.ndarray  # (classes,)
 
     def probabilities(self, vectors: np.ndarray) -> np.ndarray:
-        z = np.asarray(vectors, dtype=np.float64) @ self.weights + self.bias
-        z = z - z.max(axis=-1, keepdims=True)
-        e = np.exp(z)
-        return np.asarray(e / e.sum(axis=-1, keepdims=True))
+        return _softmax(np.asarray(vectors, dtype=np.float64) @ self.weights + self.bias)
 
     def best(self, vector: np.ndarray) -> tuple[str, float]:
         p = self.probabilities(vector[None, :])[0]
         j = int(np.argmax(p))
-        return self.rule_ids[j], float(p[j])
+        return self.classes[j], float(p[j])
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    """Row-wise softmax, shifted by the row maximum so large logits cannot overflow."""
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return np.asarray(e / e.sum(axis=-1, keepdims=True))
 
 
 def train_softmax(
-    rule_ids: Sequence[str],
+    classes: Sequence[str],
     vectors: np.ndarray,
     labels: Sequence[str],
     *,
@@ -570,8 +555,8 @@ def train_softmax(
     steps: int = SELECTOR_STEPS,
     learning_rate: float = SELECTOR_LEARNING_RATE,
 ) -> SoftmaxModel:
-    """Fit the model on labelled rows (rows whose label is not in ``rule_ids`` are ignored)."""
-    ids = tuple(rule_ids)
+    """Fit the model on labelled rows (rows whose label is not in ``classes`` are ignored)."""
+    ids = tuple(classes)
     keep = [i for i, lab in enumerate(labels) if lab in ids]
     x = np.asarray(vectors, dtype=np.float64)[keep]
     n, dim = x.shape
@@ -584,11 +569,7 @@ def train_softmax(
     for _ in range(steps):
         # Nesterov momentum: the gradient is taken at the look-ahead point.
         wl, bl = w + SELECTOR_MOMENTUM * vw, b + SELECTOR_MOMENTUM * vb
-        z = x @ wl + bl
-        z -= z.max(axis=1, keepdims=True)
-        p = np.exp(z)
-        p /= p.sum(axis=1, keepdims=True)
-        g = (p - y) / max(n, 1)
+        g = (_softmax(x @ wl + bl) - y) / max(n, 1)
         vw = SELECTOR_MOMENTUM * vw - learning_rate * (x.T @ g + l2 * wl)
         vb = SELECTOR_MOMENTUM * vb - learning_rate * g.sum(axis=0)
         w, b = w + vw, b + vb

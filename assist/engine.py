@@ -106,7 +106,6 @@ STAGE_MODEL_WEIGHT = 0.1
 # also fits that stage at least this well ("你这种人要不要脸，到底什么时候还？" is still inquiry).
 STAGE_VIOLATION_KEEP = 0.55  # re-swept on tune + own dev set after the playbook additions (0.5 -> 0.55)
 # ...or when its wording also does a stage's job (assist/stages.py VIOLATION_STAGE_CUES).
-STAGE_VIOLATION_CUES = True
 SIGNAL_TOP_K = 2
 SIGNAL_MIN = 0.45
 SIGNAL_MULTI_GAP = 0.0  # a second signal is reported when within this of the best...
@@ -150,7 +149,6 @@ class Thresholds:
     stage_change_min: float = STAGE_CHANGE_MIN
     stage_model_weight: float = STAGE_MODEL_WEIGHT
     stage_violation_keep: float = STAGE_VIOLATION_KEEP
-    stage_violation_cues: bool = STAGE_VIOLATION_CUES
     signal_top_k: int = SIGNAL_TOP_K
     signal_min: float = SIGNAL_MIN
     signal_multi_gap: float = SIGNAL_MULTI_GAP
@@ -382,9 +380,7 @@ class GuidanceEngine:
             # A violating line keeps a stage only when its own wording also does that stage's
             # job ("This is Officer Daniels..." is still an introduction, "borrow from a payday
             # lender and pay us" a proposal); otherwise it serves no stage.
-            stage = (
-                self.stages.violation_stage(text, language) if self.thresholds.stage_violation_cues else None
-            )
+            stage = self.stages.violation_stage(text, language)
         return AgentJudgement(stage, confidence, tuple(findings))
 
     def judge_customer(self, text: str, language: str) -> list[SignalHit]:

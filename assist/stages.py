@@ -321,7 +321,7 @@ class StageClassifier:
             return scores
         probs = self.model.probabilities(vector[None, :])[0]
         out = dict(scores)
-        for sid, p in zip(self.model.rule_ids, probs, strict=True):
+        for sid, p in zip(self.model.classes, probs, strict=True):
             if sid in out:
                 out[sid] += self.model_weight * float(p)
         return out

@@ -244,7 +244,7 @@ def test_rule_selector_is_deterministic_and_names_the_rule() -> None:
     assert probs.shape == (len(vio), len(RULE_IDS))
     assert np.allclose(probs.sum(axis=1), 1.0)
     # it fits its own training examples: the right rule for nearly all of them
-    hits = sum(a.rule_ids[int(np.argmax(p))] == lab for p, lab in zip(probs, vio.labels, strict=True))
+    hits = sum(a.classes[int(np.argmax(p))] == lab for p, lab in zip(probs, vio.labels, strict=True))
     assert hits >= 0.9 * len(vio)
 
 
@@ -323,7 +323,7 @@ def test_learned_detector_is_deterministic_and_judges_whole_lines() -> None:
     it fires on attitude-only lines the nearest examples miss, never on a calm line's fragment."""
     engine = shared_engine()
     det = engine.compliance.detector
-    assert det is not None and det.rule_ids == ("violation", "compliant")
+    assert det is not None and det.classes == ("violation", "compliant")
     again = engine._train_violation_detector(
         {"violation": engine.compliance.violations, "compliant": engine.compliance.compliant}
     )
