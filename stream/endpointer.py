@@ -48,6 +48,7 @@ Event audio arrays are fresh read-only copies, safe to hand to another thread.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final, Literal, TypeAlias
 
@@ -114,6 +115,7 @@ class SpeculativeEnd:
 
 
 EndpointEvent: TypeAlias = UtteranceStarted | PartialAudio | SpeculativeEnd | UtteranceEnded
+FrameStep: TypeAlias = Callable[[FloatArray, list[EndpointEvent]], None]  # one VAD frame in, events out
 
 
 class _Open:
@@ -141,6 +143,13 @@ class _Open:
         out = self.buf[: end - self.start].copy()
         out.flags.writeable = False
         return out
+
+
+def _mono(audio: FloatArray) -> FloatArray:
+    chunk = np.asarray(audio, dtype=np.float32)
+    if chunk.ndim != 1:
+        raise ValueError(f"expected mono audio, got shape {chunk.shape}")
+    return chunk
 
 
 class Endpointer:
@@ -184,16 +193,21 @@ class Endpointer:
         return self._utt is not None
 
     def push(self, audio: FloatArray) -> list[EndpointEvent]:
-        chunk = np.asarray(audio, dtype=np.float32)
-        if chunk.ndim != 1:
-            raise ValueError(f"expected mono audio, got shape {chunk.shape}")
-        data = np.concatenate((self._pending, chunk)) if len(self._pending) else chunk
         events: list[EndpointEvent] = []
+        self._frames(_mono(audio), self._process_frame, events)
+        return events
+
+    def _frames(self, chunk: FloatArray, step: FrameStep, events: list[EndpointEvent]) -> None:
+        """Run ``step`` on every whole VAD frame of pending audio + ``chunk``; keep the rest pending."""
+        data = np.concatenate((self._pending, chunk)) if len(self._pending) else chunk
         n = len(data) // self.frame * self.frame
         for i in range(0, n, self.frame):
-            self._process_frame(data[i : i + self.frame], events)
+            step(data[i : i + self.frame], events)
         self._pending = data[n:].copy()
-        return events
+
+    def _end_of(self, utt: _Open) -> int:
+        """Where an utterance ending now ends: here while speech goes on, else after its end padding."""
+        return utt.end if self._speaking else min(utt.last_speech_end + self._pad, utt.end)
 
     def cut(self) -> list[EndpointEvent]:
         """End the utterance in progress here, keeping the stream going (leg time and VAD state).
@@ -210,9 +224,7 @@ class Endpointer:
         if utt is None or utt.utterance_id is None:
             return []
         events: list[EndpointEvent] = []
-        now = utt.end
-        end = now if self._speaking else min(utt.last_speech_end + self._pad, now)
-        self._emit_end(utt, end, "cut", events)
+        self._emit_end(utt, self._end_of(utt), "cut", events)
         self._utt = None
         return events
 
@@ -226,19 +238,13 @@ class Endpointer:
         :data:`MAX_BRIDGED_GAP_S` first ends the utterance in progress (an unconfirmed one is
         dropped), as a pause would.
         """
-        chunk = np.asarray(audio, dtype=np.float32)
-        if chunk.ndim != 1:
-            raise ValueError(f"expected mono audio, got shape {chunk.shape}")
+        chunk = _mono(audio)
         events: list[EndpointEvent] = []
         if len(chunk) > self._max_bridge:
             events += self.cut()
             self._utt = None
             self._speaking = False  # after a long hole, speech must be heard afresh
-        data = np.concatenate((self._pending, chunk)) if len(self._pending) else chunk
-        n = len(data) // self.frame * self.frame
-        for i in range(0, n, self.frame):
-            self._gap_frame(data[i : i + self.frame], events)
-        self._pending = data[n:].copy()
+        self._frames(chunk, self._gap_frame, events)
         return events
 
     def flush(self) -> list[EndpointEvent]:
@@ -254,8 +260,7 @@ class Endpointer:
             if utt.utterance_id is None and utt.speech_samples >= self._min_speech:
                 self._confirm(utt, events)
             if utt.utterance_id is not None:
-                end = utt.end if self._speaking else min(utt.last_speech_end + self._pad, utt.end)
-                self._emit_end(utt, end, "flush", events)
+                self._emit_end(utt, self._end_of(utt), "flush", events)
         self._pos += len(tail)
         self._utt = None
         self._speaking = False
@@ -287,6 +292,10 @@ class Endpointer:
                 utt.last_speech_end = end
             self._advance(utt, end, events)
 
+        self._after_frame(frame, end)
+
+    def _after_frame(self, frame: FloatArray, end: int) -> None:
+        """Keep the last pad samples for the next utterance's lead-in; leg time moves on."""
         self._preroll = np.concatenate((self._preroll, frame))[-self._pad :] if self._pad else self._preroll
         self._pos = end
 
@@ -299,8 +308,7 @@ class Endpointer:
             self._recent.append((start, float(np.mean(np.square(frame)))))
             if utt.fill >= self._max:
                 self._split(utt, end, events)
-        self._preroll = np.concatenate((self._preroll, frame))[-self._pad :] if self._pad else self._preroll
-        self._pos = end
+        self._after_frame(frame, end)
 
     def _advance(self, utt: _Open, now: int, events: list[EndpointEvent]) -> None:
         if now - utt.last_speech_end >= self._min_silence:

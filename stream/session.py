@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -37,7 +37,7 @@ from assist.masking import mask_text
 from stream.asr.base import AsrResult
 from stream.asr.scheduler import AsrScheduler
 from stream.bus import CallLog
-from stream.endpointer import Endpointer, PartialAudio, SpeculativeEnd, UtteranceEnded
+from stream.endpointer import Endpointer, EndpointEvent, PartialAudio, SpeculativeEnd, UtteranceEnded
 from stream.pipeline import AsrPlan, accept_text
 from stream.settings import Settings
 from stream.vad import make_vad
@@ -161,23 +161,22 @@ class CallSession:
 
     async def feed(self, legs: Mapping[str, np.ndarray]) -> None:
         """Push decoded 16 kHz audio per leg; waits only when transcription is far behind."""
-        for leg, audio in legs.items():
-            endpointer = self._endpointers.get(leg)
-            if endpointer is None:
-                continue
-            self._samples[leg] += len(audio)
-            for ev in endpointer.push(audio):
-                await self._on_endpoint(ev)
+        await self._through(legs, Endpointer.push)
 
     async def feed_gap(self, legs: Mapping[str, np.ndarray]) -> None:
         """Audio standing for a gap the platform announced (it discarded that audio): call time
         stays on the platform's clock, but the gap neither ends nor starts an utterance."""
+        await self._through(legs, Endpointer.bridge)
+
+    async def _through(
+        self, legs: Mapping[str, np.ndarray], step: Callable[[Endpointer, np.ndarray], list[EndpointEvent]]
+    ) -> None:
         for leg, audio in legs.items():
             endpointer = self._endpointers.get(leg)
             if endpointer is None:
                 continue
             self._samples[leg] += len(audio)
-            for ev in endpointer.bridge(audio):
+            for ev in step(endpointer, audio):
                 await self._on_endpoint(ev)
 
     async def end_utterances(self, legs: Iterable[str] | None = None) -> None:

@@ -12,7 +12,8 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-Audio = npt.NDArray[np.float32]  # mono, 16 kHz, float32 in [-1, 1]
+SAMPLE_RATE = 16_000  # every backend takes its audio at this rate
+Audio = npt.NDArray[np.float32]  # mono, SAMPLE_RATE, float32 in [-1, 1]
 
 
 @dataclass(frozen=True)

@@ -24,9 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from stream.asr.base import AsrRequest, AsrResult, Audio
+from stream.asr.base import SAMPLE_RATE, AsrRequest, AsrResult, Audio
 
-SAMPLE_RATE = 16_000
 MAX_WINDOW_S = 30.0  # Whisper's receptive field; longer audio is clipped (the endpointer splits at 20 s)
 WHISPER_MAX_LENGTH = 448  # decoder context: prompt + generated tokens must fit in it
 MAX_PROMPT_TOKENS = 100  # prompt + hotwords; a longer prompt starts to steer Whisper into repeating it

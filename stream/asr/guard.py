@@ -21,9 +21,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from stream.asr.base import AsrRequest, AsrResult
-
-SAMPLE_RATE = 16_000  # request audio is 16 kHz mono (stream.asr.base)
+from stream.asr.base import SAMPLE_RATE, AsrRequest, AsrResult
 
 # Whisper's own silence rule (transcribe.py defaults): both must hold.
 NO_SPEECH_THRESHOLD = 0.6
