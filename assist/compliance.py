@@ -31,7 +31,7 @@ in the next, and a quote points at the words that matter.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -135,7 +135,7 @@ class Finding:
     rephrase: str
     evidence: str  # "pattern: <regex>" or "example: <nearest example> (0.83)"
     score: float
-    source: str  # "pattern" | "similarity"
+    source: str  # "pattern" | "similarity" | "model" (assist/linemodel.py)
 
     @classmethod
     def of(cls, rule: Rule, language: str, quote: str, evidence: str, score: float, source: str) -> Finding:
@@ -424,7 +424,16 @@ class ComplianceChecker:
         return self._in_order(found)
 
     def _in_order(self, found: dict[str, Finding]) -> list[Finding]:
-        return sorted(found.values(), key=lambda f: self._order.get(f.rule, 0))
+        return self.in_order(found.values())
+
+    def in_order(self, findings: Iterable[Finding]) -> list[Finding]:
+        """Findings in playbook rule order (the order reports and events use)."""
+        return sorted(findings, key=lambda f: self._order.get(f.rule, 0))
+
+    def reassured(self, rule_id: str, text: str, language: str) -> bool:
+        """Whether ``text`` negates ``rule_id`` ("我们不会上门"): then it is not a violation of it."""
+        rule = self.by_id.get(rule_id)
+        return rule is not None and any(_reassures(neg, text) for neg in rule.negations.get(language))
 
     def _add_shaming_pair(self, text: str, language: str, found: dict[str, Finding]) -> None:
         """Public shaming breaks both harassment and third-party disclosure (bench/data/README.md).

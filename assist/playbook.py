@@ -16,6 +16,7 @@ them attached) and otherwise returns frozen dataclasses.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import string
 from collections.abc import Iterator, Mapping, Sequence
@@ -53,6 +54,12 @@ SLOTS: frozenset[str] = frozenset(
     {"customer_name", "agent_name", "company", "amount", "due_date", "instalment_amount", "instalments"}
 )
 PLAYBOOK_FILES: tuple[str, ...] = ("playbook.yaml", "stages.yaml", "signals.yaml", "rules.yaml")
+# Optional: agent and customer lines labelled by people (call reviews, our own dev set), one
+# JSON object per line, same format as bench/data; the learned line models train on them too.
+LABELLED_FILE = "labelled.jsonl"
+LABELLED_KEYS: tuple[str, ...] = ("language", "speaker", "text", "stage", "rules", "signals")
+LABELLED_OPTIONAL_KEYS: tuple[str, ...] = ("id", "split")
+NO_STAGE_LABEL = "*"  # a labelled agent line that does no stage's job
 
 # Minimum counts from the issue: enough examples per class for nearest-example
 # similarity to generalise, and enough lines that suggestions need not repeat.
@@ -161,6 +168,18 @@ class Rule:
 
 
 @dataclass(frozen=True)
+class LabelledLine:
+    """One utterance with the labels a reviewer gave it (see bench/data/README.md)."""
+
+    language: str
+    speaker: str  # "agent" | "customer"
+    text: str
+    stage: str | None  # a stage id, NO_STAGE_LABEL, or None for customer lines
+    rules: tuple[str, ...]
+    signals: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Playbook:
     version: str
     name: str
@@ -173,6 +192,7 @@ class Playbook:
     rules: tuple[Rule, ...]
     playbook_version: str  # content hash of the files, keys the embedding cache
     directory: str
+    labelled: tuple[LabelledLine, ...] = ()
 
     def stage(self, stage_id: str) -> Stage:
         for s in self.stages:
@@ -228,7 +248,7 @@ def playbook_version(directory: str | Path) -> str:
     """A short hash of the playbook files' bytes: changes whenever any content changes."""
     digest = hashlib.sha256()
     base = Path(directory)
-    for fname in PLAYBOOK_FILES:
+    for fname in (*PLAYBOOK_FILES, LABELLED_FILE):
         path = base / fname
         digest.update(fname.encode())
         digest.update(path.read_bytes() if path.is_file() else b"<missing>")
@@ -632,7 +652,62 @@ def _parse(directory: str | Path, problems: _Problems) -> Playbook | None:
         rules=tuple(rules),
         playbook_version=playbook_version(directory),
         directory=str(directory),
+        labelled=_read_labelled(problems, languages),
     )
+
+
+def _read_labelled(problems: _Problems, languages: tuple[str, ...]) -> tuple[LabelledLine, ...]:
+    """``labelled.jsonl`` when present; each bad line is reported as ``labelled.jsonl: line N``."""
+    path = problems.directory / LABELLED_FILE
+    if not path.is_file():
+        return ()
+    problems.file = str(path)
+    out: list[LabelledLine] = []
+    try:
+        raw_lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        problems.add("", f"cannot read: {exc}")
+        return ()
+    for n, raw in enumerate(raw_lines, start=1):
+        if not raw.strip():
+            continue
+        where = f"line {n}"
+        try:
+            d = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            problems.add(where, f"not JSON: {exc.msg}")
+            continue
+        if not isinstance(d, dict):
+            problems.add(where, f"expected an object, got {_kind(d)}")
+            continue
+        unknown = sorted(set(d) - set(LABELLED_KEYS) - set(LABELLED_OPTIONAL_KEYS))
+        missing = [k for k in LABELLED_KEYS if k not in d]
+        if unknown or missing:
+            problems.add(where, f"unknown keys {unknown}" if unknown else f"missing {missing}")
+            continue
+        lang, speaker, text, stage = d["language"], d["speaker"], d["text"], d["stage"]
+        rules, signals = d["rules"], d["signals"]
+        if lang not in languages:
+            problems.add(
+                f"{where}.language", f"{lang!r} is not one of the playbook's languages {list(languages)}"
+            )
+        elif speaker not in ("agent", "customer"):
+            problems.add(f"{where}.speaker", f"expected 'agent' or 'customer', got {speaker!r}")
+        elif not isinstance(text, str) or not text.strip():
+            problems.add(f"{where}.text", "expected a non-empty string")
+        elif not isinstance(rules, list) or any(r not in RULE_IDS for r in rules):
+            problems.add(f"{where}.rules", f"expected a list of rule ids {list(RULE_IDS)}")
+        elif not isinstance(signals, list) or any(g not in SIGNAL_IDS for g in signals):
+            problems.add(f"{where}.signals", f"expected a list of signal ids {list(SIGNAL_IDS)}")
+        elif speaker == "agent" and stage not in (*STAGE_IDS, NO_STAGE_LABEL):
+            problems.add(
+                f"{where}.stage", f"an agent line needs a stage id or {NO_STAGE_LABEL!r}, got {stage!r}"
+            )
+        elif speaker == "customer" and (stage is not None or rules):
+            problems.add(where, "a customer line has stage null and no rules")
+        else:
+            out.append(LabelledLine(lang, speaker, text, stage, tuple(rules), tuple(signals)))
+    return tuple(out)
 
 
 def _check_content(pb: Playbook, problems: _Problems) -> None:

@@ -225,11 +225,13 @@ GRIDS: dict[str, dict[str, Sequence[float]]] = {
         "compliance_top_k": (1, 2),
         "compliance_selector_min": (0.0, 0.3),
         "compliance_stage_margin": (0.0, 0.04),
+        "line_violation_min": (0.2, 0.3, 0.5),
+        "line_rule_alone": (0.2, 0.3),
+        "line_rule_add": (0.3, 0.4, 0.5),
     },
     "stage": {
         "stage_min": (0.25, 0.30, 0.35, 0.40, 0.45),
         "stage_keyword_boost": (0.0, 0.04, 0.08, 0.12, 0.16),
-        "stage_violation_keep": (0.0, 0.3, 0.4, 0.45, 0.5, 0.55, 0.6, 0.7, 1.1),
         "stage_top_k": (1, 3),
     },
     "signal": {
