@@ -6,7 +6,8 @@ and turns each transcript into guidance events.  Everything here is
 synchronous: the caller decides which thread runs it.
 
 Thresholds are named constants calibrated on the tune split of
-bench/data/guidance_eval.jsonl and on our own dev set bench/data/guidance_dev.jsonl
+bench/data/guidance_eval.jsonl and on our own dev set (now prompts/labelled.jsonl, which the
+line models train on) and fresh batches (bench/data/guidance_holdout.jsonl)
 (``bench/guidance_eval.py --calibrate`` / ``--data``); the held-out test split is
 only read as summary figures.  ``Thresholds`` lets the bench try other values.
 """
@@ -60,7 +61,7 @@ from assist.suggest import CallState, Pick, Suggester, call_slots, note_agent_st
 log = logging.getLogger(__name__)
 
 # Calibrated with the USE encoder on the tune split AND on our own dev set
-# (bench/data/guidance_dev.jsonl, written from the domain notes; --data), because the tune split
+# (prompts/labelled.jsonl, written from the domain notes; --data), because the tune split
 # alone was saturated and over-fitted; the held-out test split is only read as summary figures.
 # Every setting was also checked against the fixture calls' compliant turns and the suggestion
 # lines (none may be withheld): a false warning mid-call costs the agent more than a miss.

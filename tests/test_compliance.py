@@ -4,6 +4,7 @@ and partial transcripts behave as the agent needs."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import tempfile
@@ -331,3 +332,45 @@ def test_learned_detector_is_deterministic_and_judges_whole_lines() -> None:
     # written for this test: a calm recap whose middle clause alone sounds stern
     text = "您这笔已经逾期两个月了，六千块一直没动，您看这周能先处理一部分吗？"
     assert engine.judge_agent(text, "zh").findings == ()
+
+
+# --------------------------------------------------------------------------- learned line models
+
+
+def test_line_model_catches_a_paraphrase_patterns_and_examples_miss() -> None:
+    """Written for this test; no pattern or nearest example flags it, the line model does."""
+    engine = shared_engine()
+    text = "Keep dodging me and see how long your little shop stays open."
+    judged = engine.judge_agent(text, "en")
+    assert [(f.rule, f.source) for f in judged.findings] == [("threat_violence", "model")], judged
+    assert judged.findings[0].evidence.startswith("line model: ")
+    assert judged.findings[0].quote == text
+    off = dataclasses.replace(engine.thresholds, line_violation_min=1.01, line_rule_add=1.01)
+    saved, engine.thresholds = engine.thresholds, off
+    try:
+        assert engine.judge_agent(text, "en").findings == ()
+    finally:
+        engine.thresholds = saved
+
+
+@pytest.mark.parametrize(
+    ("language", "text"),
+    [
+        ("en", "Nobody is coming to your shop, and nothing will happen to it; let's just find a plan."),
+        ("zh", "我们不会去您店里，也不会找您家人，您放心，咱们就商量个还款办法。"),
+    ],
+)
+def test_line_model_never_flags_a_reassurance(language: str, text: str) -> None:
+    assert shared_engine().judge_agent(text, language).findings == ()
+
+
+def test_line_model_chooses_the_stage_and_violating_lines_serve_none() -> None:
+    engine = shared_engine()
+    assert (
+        engine.judge_agent("我们可以把剩下的八千块分成六期，每期一千三左右，您看行吗？", "zh").stage
+        == "proposal"
+    )
+    assert (
+        engine.judge_agent("Keep dodging me and see how long your little shop stays open.", "en").stage
+        is None
+    )

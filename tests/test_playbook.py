@@ -8,6 +8,7 @@ check that the real prompts/ folder itself is valid.
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -325,3 +326,101 @@ _ALL_SLOTS = {
     "instalment_amount": "2",
     "instalments": "3",
 }
+
+
+# --------------------------------------------------------------------------- labelled.jsonl
+
+LABELLED_OK = [
+    {
+        "language": "zh",
+        "speaker": "agent",
+        "text": "您好，请问是李先生吗？",
+        "stage": "opening",
+        "rules": [],
+        "signals": [],
+    },
+    {
+        "language": "en",
+        "speaker": "agent",
+        "text": "Pay today or else.",
+        "stage": "*",
+        "rules": ["overbearing"],
+        "signals": [],
+        "id": "en-a-1",
+        "split": "dev",
+    },
+    {
+        "language": "en",
+        "speaker": "customer",
+        "text": "I lost my job.",
+        "stage": None,
+        "rules": [],
+        "signals": ["hardship"],
+    },
+]
+
+
+def _write_labelled(folder: Path, lines: list[str]) -> None:
+    (folder / "labelled.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def test_labelled_lines_load_and_change_the_version(tmp_path: Path) -> None:
+    folder = write(tmp_path / "pb", synthetic())
+    before = playbook_version(folder)
+    assert load_playbook(folder).labelled == ()
+    _write_labelled(folder, [json.dumps(d, ensure_ascii=False) for d in LABELLED_OK])
+    pb = load_playbook(folder)
+    assert [(x.language, x.speaker, x.stage, x.rules, x.signals) for x in pb.labelled] == [
+        ("zh", "agent", "opening", (), ()),
+        ("en", "agent", "*", ("overbearing",), ()),
+        ("en", "customer", None, (), ("hardship",)),
+    ]
+    assert pb.playbook_version != before  # the trained models' cache key follows the lines
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("{not json", "line 2: not JSON"),
+        ('["a list"]', "line 2: expected an object, got a list"),
+        (
+            '{"language": "zh", "speaker": "agent", "text": "x", "stage": "*", "rules": []}',
+            "line 2: missing ['signals']",
+        ),
+        (
+            '{"language": "fr", "speaker": "agent", "text": "x", "stage": "*", "rules": [], "signals": []}',
+            "line 2.language: 'fr' is not one of the playbook's languages",
+        ),
+        (
+            '{"language": "en", "speaker": "agent", "text": "x", '
+            '"stage": "*", "rules": ["rude"], "signals": []}',
+            "line 2.rules: expected a list of rule ids",
+        ),
+        (
+            '{"language": "en", "speaker": "agent", "text": "x", '
+            '"stage": "closing", "rules": [], "signals": []}',
+            "line 2.stage: an agent line needs a stage id or '*', got 'closing'",
+        ),
+        (
+            '{"language": "en", "speaker": "agent", "text": " ", "stage": "*", "rules": [], "signals": []}',
+            "line 2.text: expected a non-empty string",
+        ),
+        (
+            '{"language": "en", "speaker": "bot", "text": "x", "stage": "*", "rules": [], "signals": []}',
+            "line 2.speaker: expected 'agent' or 'customer', got 'bot'",
+        ),
+        (
+            '{"language": "en", "speaker": "agent", "text": "x", '
+            '"stage": "*", "rules": [], "signals": [], "x": 1}',
+            "line 2: unknown keys ['x']",
+        ),
+    ],
+)
+def test_labelled_line_errors_name_the_file_and_line(tmp_path: Path, line: str, expected: str) -> None:
+    folder = write(tmp_path / "pb", synthetic())
+    _write_labelled(folder, [json.dumps(LABELLED_OK[0], ensure_ascii=False), line])
+    errs = check_playbook(folder)
+    assert len(errs) == 1, errs
+    assert errs[0].startswith(f"{folder / 'labelled.jsonl'}: {expected}"), errs
+    with pytest.raises(PlaybookError):
+        load_playbook(folder)
