@@ -241,9 +241,8 @@ class GuidanceEngine:
         self.playbook = playbook
         self.encoder = encoder
         self.thresholds = thresholds or Thresholds()
-        self._training: list[TrainingLine] = []
-        sets = self._embed_exemplars(cache_dir)
-        self.line_models = self._train_line_models(cache_dir)
+        sets, training = self._embed_exemplars(cache_dir)
+        self.line_models = self._train_line_models(training, cache_dir)
         t = self.thresholds
         self.compliance = ComplianceChecker(
             playbook.rules,
@@ -275,7 +274,10 @@ class GuidanceEngine:
         self.excluded_lines = self._screen_lines()
         self.suggester = Suggester(playbook, frozenset(self.excluded_lines))
 
-    def _embed_exemplars(self, cache_dir: str | Path | None) -> dict[str, dict[str, ExemplarSet]]:
+    def _embed_exemplars(
+        self, cache_dir: str | Path | None
+    ) -> tuple[dict[str, dict[str, ExemplarSet]], list[TrainingLine]]:
+        """The nearest-example sets per kind and language, and the line models' training lines."""
         pb = self.playbook
         rows: list[tuple[str, str, str, str]] = []  # (kind, language, label, text)
         for lang in pb.languages:
@@ -306,14 +308,14 @@ class GuidanceEngine:
                     rows.append(("violation", lang, rule.id, ex))
                 for ex in rule.lookalikes.get(lang):
                     rows.append(("compliant", lang, f"lookalike:{rule.id}", ex))
-        for item in pb.labelled:
-            if item.speaker == "agent" and item.language in pb.languages:
-                label = NO_STAGE if item.stage == NO_STAGE_LABEL else (item.stage or NO_STAGE)
-                rows.append(("labelled", item.language, f"{label}|{','.join(item.rules)}", item.text))
+        # Reviewed lines are embedded as the engine will see them: after ASR normalisation.
+        labelled = [x for x in pb.labelled if x.speaker == "agent" and x.language in pb.languages]
+        labelled_texts = [normalize_asr(x.text, x.language) for x in labelled]
         texts = [r[3] for r in rows]
-        vectors = cached_encode(
-            self.encoder, texts, playbook_version=pb.playbook_version, cache_dir=cache_dir
+        all_vectors = cached_encode(
+            self.encoder, [*texts, *labelled_texts], playbook_version=pb.playbook_version, cache_dir=cache_dir
         )
+        vectors, labelled_vectors = all_vectors[: len(rows)], all_vectors[len(rows) :]
         out: dict[str, dict[str, ExemplarSet]] = {}
         for kind in ("stage", "signal", "violation", "compliant"):
             out[kind] = {}
@@ -324,35 +326,40 @@ class GuidanceEngine:
                     labels=tuple(rows[i][2] for i in idx),
                     vectors=vectors[idx] if idx else np.zeros((0, vectors.shape[1]), dtype=np.float32),
                 )
+        training = self._example_lines(rows, vectors)
+        for x, text, vec in zip(labelled, labelled_texts, labelled_vectors, strict=True):
+            stage = NO_STAGE if x.stage in (None, NO_STAGE_LABEL) else x.stage
+            training.append(TrainingLine(x.language, text, vec, stage, x.rules))
+        return out, training
+
+    @staticmethod
+    def _example_lines(rows: list[tuple[str, str, str, str]], vectors: np.ndarray) -> list[TrainingLine]:
+        """The playbook's agent-side examples as line-model training lines: stage examples and
+        suggestions teach their stage, violations their rule, everything compliant "no rule"."""
         seen: set[tuple[str, str]] = set()  # stage examples are also compliant rows: once each
-        stage: str | None
-        rules: tuple[str, ...]
+        out: list[TrainingLine] = []
         for (kind, lang, label, text), vec in zip(rows, vectors, strict=True):
-            if (lang, text) in seen:
+            if (lang, text) in seen or kind == "signal":
                 continue
-            if kind == "stage" and label != NO_STAGE:  # neutral lines are compliant only
-                stage, rules = label, ()
+            if kind == "stage" and label != NO_STAGE:  # neutral lines teach "compliant" only
+                out.append(TrainingLine(lang, normalize_asr(text, lang), vec, label, ()))
             elif kind == "violation":
-                stage, rules = None, (label,)
-            elif kind == "labelled":
-                stage_label, _, rule_list = label.partition("|")
-                stage, rules = stage_label, tuple(r for r in rule_list.split(",") if r)
+                out.append(TrainingLine(lang, normalize_asr(text, lang), vec, None, (label,)))
             elif kind == "compliant":
-                stage, rules = None, ()
+                out.append(TrainingLine(lang, normalize_asr(text, lang), vec, None, ()))
             else:
                 continue
             seen.add((lang, text))
-            self._training.append(TrainingLine(lang, normalize_asr(text, lang), vec, stage, rules))
         return out
 
-    def _train_line_models(self, cache_dir: str | Path | None) -> LineModels:
+    def _train_line_models(self, training: list[TrainingLine], cache_dir: str | Path | None) -> LineModels:
         """The learned line models over the playbook's examples and labelled lines (cached)."""
         pb = self.playbook
         rules = tuple(r.id for r in pb.rules)
         stages = (*(s.id for s in pb.stages), NO_STAGE)
-        key = line_models_key(self.encoder.name, pb.playbook_version, self._training)
+        key = line_models_key(self.encoder.name, pb.playbook_version, training)
         base = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
-        return cached_line_models(key, base, lambda: train_line_models(rules, stages, self._training))
+        return cached_line_models(key, base, lambda: train_line_models(rules, stages, training))
 
     def _train_rule_selector(self, sets: dict[str, dict[str, ExemplarSet]]) -> SoftmaxModel:
         """The rule selector, from the playbook's violation examples in every language at once.
