@@ -15,12 +15,12 @@ and R >= 0.90, per-rule macro F1 >= 0.85, stage accuracy >= 0.85, signal macro F
 ``--calibrate`` sweeps the engine's thresholds on the tune split only and prints
 the best values; the chosen ones are named constants in assist/engine.py.  The tune
 split is saturated, so also judge changes on our own dev set (same format, splits
-dev .. dev15 in prompts/labelled.jsonl, which the line models train on, and the fresh batches
-dev16, dev17 in bench/data/guidance_holdout.jsonl, which they do not; see
+dev .. dev17 in prompts/labelled.jsonl, which the line models train on, and the fresh batches
+dev18, dev19 in bench/data/guidance_holdout.jsonl, which they do not; see
 bench/data/guidance_dev.md), e.g.:
 
     .venv/bin/python bench/guidance_eval.py --encoders use \
-        --data bench/data/guidance_holdout.jsonl --splits dev16,dev17 --brief
+        --data bench/data/guidance_holdout.jsonl --splits dev18,dev19 --brief
 """
 
 from __future__ import annotations
