@@ -37,6 +37,7 @@ from assist.compliance import (
 )
 from assist.encoders import ExemplarSet, TextEncoder, cached_encode, default_cache_dir
 from assist.events import (
+    ComplianceRetracted,
     ComplianceWarning,
     CustomerSignal,
     EventBody,
@@ -128,6 +129,9 @@ LINE_RULE_ADD = 0.4
 LINE_VIOLATION_MIN = 0.3
 LINE_RULE_ALONE = 0.3
 
+# ComplianceRetracted.reason when the final transcript no longer breaks the rule.
+RETRACTED_NOT_IN_FINAL = "not in the final transcript"
+
 # The agent saying the borrower is verified counts as much as the borrower saying so.
 AGENT_CONFIRMS_IDENTITY = re.compile(
     r"(谢谢|感谢)(您|你)?的?(确认|配合核实|核实)|身份(已经?|已)?(核实|确认)(无误|了|完毕)?|核实(无误|完毕|通过)"
@@ -214,6 +218,7 @@ class TurnResult:
     suggestions: tuple[Pick, ...]
     previous_stage: str | None = None  # the call's stage before this utterance
     stage_changed: bool = False
+    retracted: tuple[Finding, ...] = ()  # raised from a partial, not borne out by this final
 
 
 def resolve_language(text: str, default: str, supported: tuple[str, ...]) -> str:
@@ -489,21 +494,22 @@ class CallGuide:
         self.call_state = CallState(
             language=self.language, slots=call_slots(engine.playbook, self.language, metadata)
         )
-        self._partial_raised: dict[str, set[str]] = {}
+        self._partial_raised: dict[str, dict[str, Finding]] = {}  # utterance -> rule -> warning
         self.last: TurnResult | None = None
 
-    # -- partial transcripts: patterns only, critical rules only, once per utterance
+    # -- partial transcripts: patterns only, critical rules only, once per utterance; the final
+    # either bears a warning out (it is not raised again) or retracts it
 
     def on_partial(self, speaker: Speaker, text: str, utterance_id: str) -> list[EventBody]:
         if speaker != "agent" or not text.strip():
             return []
         lang = resolve_language(text, self.language, self.engine.playbook.languages)
-        raised = self._partial_raised.setdefault(utterance_id, set())
+        raised = self._partial_raised.setdefault(utterance_id, {})
         out: list[EventBody] = []
         for f in self.engine.compliance.patterns(text, lang):
             if f.severity != "critical" or f.rule in raised:
                 continue
-            raised.add(f.rule)
+            raised[f.rule] = f
             self.call_state.warnings[f.severity] = self.call_state.warnings.get(f.severity, 0) + 1
             out.append(self._warning(f, utterance_id, partial=True))
         return out
@@ -519,13 +525,18 @@ class CallGuide:
         confidence = 0.0
         findings: tuple[Finding, ...] = ()
         signals: tuple[SignalHit, ...] = ()
+        retracted: tuple[Finding, ...] = ()
         if speaker == "agent":
             judged = self.engine.judge_agent(text, lang)
             stage, confidence = judged.stage, judged.confidence
-            already = self._partial_raised.pop(utterance_id, set())
-            findings = tuple(f for f in judged.findings if f.rule not in already)
+            early = self._partial_raised.pop(utterance_id, {})
+            findings = tuple(f for f in judged.findings if f.rule not in early)
+            final_rules = {f.rule for f in judged.findings}
+            retracted = tuple(f for rule, f in early.items() if rule not in final_rules)
             for f in findings:
                 st.warnings[f.severity] = st.warnings.get(f.severity, 0) + 1
+            for f in retracted:
+                st.warnings[f.severity] = max(0, st.warnings.get(f.severity, 0) - 1)
             if AGENT_CONFIRMS_IDENTITY.search(text) and not st.third_party_answered:
                 st.identity_confirmed = True
             note_agent_stage(st, stage)
@@ -540,15 +551,21 @@ class CallGuide:
             st.stage = stage
             st.stage_history.append(stage or "")
         picks = tuple(self.engine.suggester.suggest(st))
-        result = TurnResult(speaker, stage, confidence, findings, signals, picks, previous, changed)
+        result = TurnResult(
+            speaker, stage, confidence, findings, signals, picks, previous, changed, retracted
+        )
         self.last = result
         return result
 
     def on_final(self, speaker: Speaker, text: str, utterance_id: str) -> list[EventBody]:
-        """StageChanged (if any), ComplianceWarnings, CustomerSignals, then one Suggestion."""
+        """ComplianceRetracted (if any), StageChanged (if any), ComplianceWarnings, CustomerSignals,
+        then one Suggestion."""
         st = self.call_state
         result = self.judge_final(speaker, text, utterance_id)
-        out: list[EventBody] = []
+        out: list[EventBody] = [
+            ComplianceRetracted(utterance_id, f.rule, f.severity, RETRACTED_NOT_IN_FINAL)
+            for f in result.retracted
+        ]
         if result.stage_changed and result.stage is not None:
             out.append(StageChanged(result.stage, result.previous_stage, result.confidence, utterance_id))
         out.extend(self._warning(f, utterance_id, partial=False) for f in result.findings)

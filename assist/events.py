@@ -126,6 +126,23 @@ class ComplianceWarning:
 
 
 @dataclass(frozen=True)
+class ComplianceRetracted:
+    """Withdraws a warning raised from a partial transcript that the final one does not bear out.
+
+    The recogniser revises its hearing as the sentence goes on, and a partial can hear a threat
+    the final does not: a warning the agent never earned must not stay on the overlay or count
+    in the call's score.  Names the warning by ``utterance_id`` and ``rule`` (each utterance
+    raises a rule at most once).
+    """
+
+    TYPE: ClassVar[str] = "compliance.retracted"
+    utterance_id: str
+    rule: str
+    severity: str  # the retracted warning's, so counts by severity can be corrected
+    reason: str
+
+
+@dataclass(frozen=True)
 class CustomerSignal:
     TYPE: ClassVar[str] = "customer.signal"
     utterance_id: str
@@ -143,6 +160,7 @@ EventBody: TypeAlias = (
     | StageChanged
     | Suggestion
     | ComplianceWarning
+    | ComplianceRetracted
     | CustomerSignal
 )
 
@@ -157,6 +175,7 @@ BODY_TYPES: dict[str, type[EventBody]] = {
         StageChanged,
         Suggestion,
         ComplianceWarning,
+        ComplianceRetracted,
         CustomerSignal,
     )
 }

@@ -79,7 +79,14 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from assist.events import ComplianceWarning, CustomerSignal, Event, StageChanged, TranscriptFinal
+from assist.events import (
+    ComplianceRetracted,
+    ComplianceWarning,
+    CustomerSignal,
+    Event,
+    StageChanged,
+    TranscriptFinal,
+)
 from assist.masking import DEFAULT_POLICY, MaskingPolicy, mask
 
 REPORT_SCHEMA = "callassist.review/1"
@@ -428,7 +435,10 @@ class _Review:
         chosen: dict[tuple[str, str], tuple[Event, ComplianceWarning]] = {}
         for e in events:
             b = e.body
-            if isinstance(b, ComplianceWarning):
+            if isinstance(b, ComplianceRetracted):
+                # the final transcript did not bear out a warning raised from a partial one
+                chosen.pop((b.utterance_id, b.rule), None)
+            elif isinstance(b, ComplianceWarning):
                 key = (b.utterance_id, b.rule)
                 # the final-transcript warning replaces an early one raised from a partial
                 if key not in chosen or (chosen[key][1].partial and not b.partial):

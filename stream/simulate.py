@@ -145,6 +145,8 @@ def format_event(data: Mapping[str, Any]) -> str:
         )
     if kind == "compliance.warning":
         return f"#{seq} !! {data['severity'].upper()} {data['rule']}: “{data['quote']}” -> {data['rephrase']}"
+    if kind == "compliance.retracted":
+        return f"#{seq} !! withdrawn {data['rule']} ({data['utterance_id']}): {data['reason']}"
     if kind == "suggestion":
         lines = "; ".join(item["text"] for item in data.get("items", []))
         return f"#{seq} -> suggest: {lines}"

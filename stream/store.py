@@ -26,7 +26,8 @@ one transaction: on PostgreSQL under a transaction-level advisory lock, on SQLit
 IMMEDIATE``, so nodes starting together migrate once and the others wait.  A store written by a newer
 version is refused rather than downgraded.  ``call_events`` keeps each event's wire JSON (the README's
 "Event wire format", exactly what consumers saw) plus indexed copies of ``type``, ``ts``, ``speaker``,
-``rule`` and ``severity`` for filtering.  Partial transcripts are never stored.
+``rule`` and ``severity`` for filtering (a warning's rule and severity are cleared when a later
+``compliance.retracted`` withdraws it; its row and JSON stay).  Partial transcripts are never stored.
 
 Threads.  One connection per store, serialised by a lock: the service's writer thread and the
 occasional reader (review page, CLI) share it safely; throughput is bounded by one commit per
@@ -51,6 +52,7 @@ from typing import Any, Literal, TypeVar
 
 from assist.events import (
     CallStarted,
+    ComplianceRetracted,
     ComplianceWarning,
     CustomerSignal,
     Event,
@@ -477,6 +479,9 @@ class _SqlStore(Store):
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (call_id, seq) DO NOTHING",
                 rows,
             )
+            for e in wanted:
+                if isinstance(e.body, ComplianceRetracted):
+                    self._clear_retracted(cur, e.call_id, e.body)
 
         try:
             self._run(go, write=True)
@@ -484,6 +489,22 @@ class _SqlStore(Store):
             if self._is_fk_violation(exc):
                 raise UnknownCallError(f"events for a call not in the store: {exc}") from exc
             raise
+
+    @staticmethod
+    def _clear_retracted(cur: _Cursor, call_id: str, body: ComplianceRetracted) -> None:
+        """A retracted warning keeps its row (the log is append-only) but leaves the rule and
+        severity columns, so finding counts and the rule/severity filters skip it."""
+        rows = cur.execute(
+            "SELECT seq, body FROM call_events WHERE call_id = ? AND type = ? AND rule = ? "
+            "AND severity IS NOT NULL",
+            (call_id, ComplianceWarning.TYPE, body.rule),
+        ).fetchall()
+        for seq, raw in rows:
+            if json.loads(raw).get("utterance_id") == body.utterance_id:
+                cur.execute(
+                    "UPDATE call_events SET rule = NULL, severity = NULL WHERE call_id = ? AND seq = ?",
+                    (call_id, seq),
+                )
 
     def end_call(
         self,

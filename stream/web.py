@@ -47,14 +47,14 @@ import math
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from aiohttp import WSCloseCode, hdrs, web
 from aiohttp.abc import AbstractAccessLogger
 
-from assist.events import CallEnded, ComplianceWarning, Event
+from assist.events import CallEnded, ComplianceRetracted, ComplianceWarning, Event
 from stream.auth import Action, AuthError, Claims, Role, authorize, issue_token, token_from, verify_token
 from stream.settings import Settings
 
@@ -234,7 +234,8 @@ class _Tracked:
     """A live call as the feed sees it: what a summary needs beyond the session."""
 
     session: CallSession
-    last_warning: dict[str, Any] | None = None
+    # warnings in force, oldest first, keyed by (utterance_id, rule): a retraction removes one
+    standing: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     last_sent: float = -math.inf
     timer: asyncio.TimerHandle | None = None
 
@@ -279,7 +280,7 @@ class LiveFeed:
 
         {call_id, tenant, agent_name, customer_name, language, started_at,
          status: live|ended|interrupted, duration, stage, warnings: {critical, major, minor},
-         last_warning: {rule, severity, quote, ts} | null}
+         last_warning: {utterance_id, rule, severity, quote, ts} | null}
 
     plus ``ended_reason`` once ended.
     """
@@ -317,12 +318,17 @@ class LiveFeed:
             self._ended.pop(call_id, None)
         body = event.body if event is not None else None
         if isinstance(body, ComplianceWarning) and event is not None:
-            tracked.last_warning = {
+            tracked.standing[(body.utterance_id, body.rule)] = {
+                "utterance_id": body.utterance_id,
                 "rule": body.rule,
                 "severity": body.severity,
                 "quote": body.quote,
                 "ts": event.ts,
             }
+        if isinstance(body, ComplianceRetracted):
+            # withdrawn: the newest warning still in force takes its place; the counts drop
+            # with it (CallGuide state)
+            tracked.standing.pop((body.utterance_id, body.rule), None)
         if isinstance(body, CallEnded):
             self._end(tracked, body)
             return
@@ -403,7 +409,9 @@ class LiveFeed:
             "duration": round(session.duration, 1),
             "stage": state.get("stage"),
             "warnings": {sev: int(counts.get(sev, 0)) for sev in SEVERITIES},
-            "last_warning": dict(tracked.last_warning) if tracked and tracked.last_warning else None,
+            "last_warning": dict(next(reversed(tracked.standing.values())))
+            if tracked and tracked.standing
+            else None,
         }
 
     def snapshot(self) -> list[dict[str, Any]]:

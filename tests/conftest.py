@@ -55,6 +55,19 @@ class RunningService:
         )
 
 
+def standing_warnings(events: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The call's compliance warnings still in force, oldest first: a ``compliance.retracted``
+    withdraws the warning with its utterance and rule (what counts and last_warning follow)."""
+    standing: dict[tuple[str, str], Mapping[str, Any]] = {}
+    for e in events:
+        key = (str(e.get("utterance_id")), str(e.get("rule")))
+        if e["type"] == "compliance.warning":
+            standing[key] = e
+        elif e["type"] == "compliance.retracted":
+            standing.pop(key, None)
+    return list(standing.values())
+
+
 def write_config(path: Path, settings: Mapping[str, Any]) -> None:
     """A TOML settings file from dotted keys (``{"auth.tenant": "t1"}``); scalar values only."""
     tables: dict[str, dict[str, Any]] = {}

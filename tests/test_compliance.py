@@ -15,7 +15,7 @@ import pytest
 from assist.compliance import split_clauses, weight
 from assist.encoders import make_encoder
 from assist.engine import GuidanceEngine
-from assist.events import ComplianceWarning
+from assist.events import ComplianceRetracted, ComplianceWarning
 from assist.playbook import RULE_IDS, default_playbook_dir, load_playbook
 
 pytestmark = [
@@ -210,7 +210,26 @@ def test_partial_raises_critical_once_and_final_does_not_repeat() -> None:
     assert guide.on_partial("agent", "你不还就是诈骗，我们马上报警抓你", "u7") == []
     final = guide.on_final("agent", "你不还就是诈骗，我们马上报警抓你。", "u7")
     assert "false_criminal_threat" not in {e.rule for e in final if isinstance(e, ComplianceWarning)}
+    assert not any(isinstance(e, ComplianceRetracted) for e in final)  # borne out: it stands
     assert guide.state()["warnings"]["critical"] >= 1
+
+
+def test_a_partial_warning_the_final_does_not_bear_out_is_retracted() -> None:
+    """The recogniser heard a threat mid-sentence, the final transcript says otherwise."""
+    guide = shared_engine().new_call("en", {})
+    early = guide.on_partial("agent", "If you don't pay we will have you arrested", "u3")
+    assert [(w.rule, w.partial) for w in early if isinstance(w, ComplianceWarning)] == [
+        ("false_criminal_threat", True)
+    ]
+    assert guide.state()["warnings"]["critical"] == 1
+    final = guide.on_final(
+        "agent", "If you don't pay by Friday, we will have to add the late fee your contract allows.", "u3"
+    )
+    assert final[0] == ComplianceRetracted(
+        "u3", "false_criminal_threat", "critical", "not in the final transcript"
+    ), final
+    assert not any(isinstance(e, ComplianceWarning) for e in final)
+    assert guide.state()["warnings"]["critical"] == 0
 
 
 def test_partial_ignores_customers_and_non_critical_rules() -> None:

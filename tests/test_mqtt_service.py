@@ -23,7 +23,7 @@ import pytest
 from stream.mqtt import topic_for
 from stream.simulate import stream_call
 from stream.wavfile import read_wav
-from tests.conftest import FIXTURES, RunningService, start_service, stop_service
+from tests.conftest import FIXTURES, RunningService, standing_warnings, start_service, stop_service
 from tests.test_mqtt import (
     MOSQUITTO,
     SHARED_PORT,
@@ -122,7 +122,7 @@ async def test_every_event_reaches_mqtt_in_order(tmp_path: Path) -> None:
         assert {"transcript.final", "suggestion", "compliance.warning"} <= kinds
 
         state = await _retained_state(port, topic_for(tenant, call_id, "state"))
-        warnings = [e for e in ws_events if e["type"] == "compliance.warning"]
+        warnings = standing_warnings(ws_events)
         assert state["call_id"] == call_id and state["tenant"] == tenant
         assert state["status"] == "ended" and state["agent_name"] == "Kevin"
         assert sum(state["warnings"].values()) == len(warnings)

@@ -28,7 +28,7 @@ from playwright.async_api import Browser, Page
 from stream.auth import Role, issue_token
 from stream.simulate import stream_call
 from stream.wavfile import read_wav
-from tests.conftest import FIXTURES, RunningService, load_script
+from tests.conftest import FIXTURES, RunningService, load_script, standing_warnings
 
 pytestmark = pytest.mark.model
 
@@ -62,8 +62,9 @@ def critical_rules() -> set[str]:
 
 
 def expected_cards(events: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
-    """One card per utterance and rule; a final warning replaces a provisional one, and a
-    provisional card stops being provisional once its utterance's final transcript is in."""
+    """One card per utterance and rule; a final warning replaces a provisional one, a
+    provisional card stops being provisional once its utterance's final transcript is in, and
+    a retraction removes the card."""
     cards: dict[tuple[str, str], dict[str, Any]] = {}
     finished: set[str] = set()
     for w in events:
@@ -72,6 +73,9 @@ def expected_cards(events: list[dict[str, Any]]) -> dict[tuple[str, str], dict[s
             for key, card in cards.items():
                 if key[0] == w["utterance_id"]:
                     cards[key] = {**card, "partial": False}
+            continue
+        if w["type"] == "compliance.retracted":
+            cards.pop((w["utterance_id"], w["rule"]), None)
             continue
         if w["type"] != "compliance.warning":
             continue
@@ -191,7 +195,7 @@ async def test_overlay_follows_the_call_and_catches_up(
     summary = await supervisor.evaluate(
         "id => window.callassistSupervisor.calls.find(c => c.call_id === id)", call_id
     )
-    warnings = [e for e in events if e["type"] == "compliance.warning"]
+    warnings = standing_warnings(events)
     assert summary["warnings"]["critical"] == sum(w["severity"] == "critical" for w in warnings)
     assert summary["last_warning"]["rule"] == warnings[-1]["rule"]
     await supervisor.check("#show-ended")

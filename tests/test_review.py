@@ -14,6 +14,7 @@ import pytest
 
 import assist.review as review
 from assist.events import (
+    ComplianceRetracted,
     ComplianceWarning,
     CustomerSignal,
     Event,
@@ -465,6 +466,24 @@ def test_a_partial_warning_and_its_final_repeat_are_one_finding() -> None:
         ("false_criminal_threat", False, 10.0, 0),
         ("threat_violence", True, 30.0, None),
     ]
+
+
+def test_a_retracted_partial_warning_is_no_finding_and_costs_no_points() -> None:
+    s = Script("en")
+    uid = s.agent("If you don't pay by Friday we add the contract's late fee.", start=10.0, dur=5.0)
+    s.emit(
+        ComplianceWarning(
+            uid, "agent", "false_criminal_threat", "critical", "arrested", "w", "r", "e", 1.0, partial=True
+        ),
+        12.0,
+    )
+    s.emit(ComplianceRetracted(uid, "false_criminal_threat", "critical", "not in the final transcript"), 15.0)
+    r = s.report()
+    assert r["findings"] == []
+    assert check(r, "no_violations")["status"] == "pass"
+    clean = Script("en")
+    clean.agent("If you don't pay by Friday we add the contract's late fee.", start=10.0, dur=5.0)
+    assert r["score"] == clean.report()["score"]
 
 
 # ------------------------------------------------------------------------------------------ score

@@ -8,6 +8,7 @@ another server; set it to an empty string to skip the PostgreSQL half on a machi
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import os
 import signal
@@ -25,6 +26,7 @@ import pytest
 from assist.events import (
     CallEnded,
     CallStarted,
+    ComplianceRetracted,
     ComplianceWarning,
     CustomerSignal,
     Event,
@@ -302,6 +304,29 @@ def test_list_calls_filters(store: Store) -> None:
     assert dict(bad.findings) == {"critical": 1, "minor": 2}
     ok = store.get_call("zh-ok")
     assert ok is not None and dict(ok.findings) == {}
+
+
+def test_a_retracted_warning_stays_in_the_log_but_no_longer_counts(store: Store) -> None:
+    new_call(store, "c1")
+    store.append_events(
+        [
+            ev("c1", 1, dataclasses.replace(warning("threat_violence", "critical", utt="u1"), partial=True)),
+            ev("c1", 2, warning("threat_violence", "critical", utt="u2")),
+            ev("c1", 3, warning("harassment", "major", utt="u1")),
+        ]
+    )
+    retraction = ComplianceRetracted("u1", "threat_violence", "critical", "not in the final transcript")
+    store.append_events([ev("c1", 4, retraction)])
+    store.append_events([ev("c1", 4, retraction)])  # replayed: idempotent
+    rec = store.get_call("c1")
+    assert rec is not None and dict(rec.findings) == {"critical": 1, "major": 1}  # u2's threat stands
+    assert [e.body for e in store.events("c1")][3] == retraction
+    assert len(store.events("c1")) == 4  # nothing is deleted from the log
+    new_call(store, "c2")
+    store.append_events([ev("c2", 1, warning("impersonation", "critical", utt="x"))])
+    store.append_events([ev("c2", 2, ComplianceRetracted("x", "impersonation", "critical", "r"))])
+    assert [c.call_id for c in store.list_calls(rule="impersonation")] == []
+    assert [c.call_id for c in store.list_calls(severity="critical")] == ["c1"]
 
 
 def test_personal_data_is_masked_before_it_is_written(store_url: str) -> None:

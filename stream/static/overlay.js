@@ -254,6 +254,29 @@
     setTimeout(() => card.classList.remove("fresh"), 1500);
   }
 
+  // A warning raised from a partial that the final transcript does not bear out is withdrawn
+  // (compliance.retracted): the card goes, and the line is unflagged if nothing else flags it.
+  function retractWarning(ev) {
+    const key = `${ev.utterance_id}|${ev.rule}`;
+    const card = state.warnings.get(key);
+    if (!card) return;
+    state.warnings.delete(key);
+    card.remove();
+    const still = [...state.warnings.values()].some((c) => c.dataset.utterance === ev.utterance_id);
+    if (!still) {
+      state.flagged.delete(ev.utterance_id);
+      const line = state.lines.get(ev.utterance_id);
+      if (line) line.classList.remove("flagged");
+    }
+    const box = $("warnings");
+    if (!box.querySelector(".warning") && !box.querySelector(".empty")) {
+      const empty = el("div", "empty", t("no_warnings"));
+      empty.setAttribute("data-i18n", "no_warnings");
+      box.appendChild(empty);
+    }
+    renderWarningCount();
+  }
+
   // A warning raised from a partial is not raised again by the final (the engine sends each
   // utterance+rule once); once the utterance's final text is in, the words it quoted were said.
   function settleWarnings(utteranceId) {
@@ -450,6 +473,7 @@
         renderSuggestion(ev);
         break;
       case "compliance.warning": applyWarning(ev); break;
+      case "compliance.retracted": retractWarning(ev); break;
       case "customer.signal": applySignal(ev); break;
       case "call.ended":
         state.ended = true;

@@ -7,7 +7,8 @@
  *           then         {"type": "call.summary", "call": summary} on every change
  *           summary = {call_id, tenant, agent_name, customer_name, language, started_at,
  *                      status: live|ended|interrupted, duration, stage,
- *                      warnings: {critical, major, minor}, last_warning: {rule, severity, quote, ts} | null}
+ *                      warnings: {critical, major, minor},
+ *                      last_warning: {utterance_id, rule, severity, quote, ts} | null (newest still in force)}
  *           Close code 1008 = token refused (not a supervisor of this tenant): no retry.
  *   rows open /overlay/{call_id}?token=T&readonly=1 (the supervisor token reads any call
  *   of its tenant).
