@@ -1,8 +1,8 @@
 """Learned line models: violation or not, which rule, which stage, from words and meaning.
 
 Nearest-example similarity and the playbook's patterns are precise on wordings the playbook
-foresaw, but measured on batches of lines written after the playbook (bench/guidance_cv.py,
-bench/data/guidance_dev.md) they missed the paraphrases nobody wrote an example for.  A
+foresaw, but measured on batches of lines written after the playbook (bench/data/guidance_dev.md)
+they missed the paraphrases nobody wrote an example for.  A
 linear model over two views of the whole line generalises better there:
 
 * the sentence embedding (what the line means, across languages), and
@@ -11,9 +11,10 @@ linear model over two views of the whole line generalises better there:
 
 It is trained at start-up from the playbook's examples plus its labelled lines
 (``labelled.jsonl``, call lines reviewed by people), deterministically (L-BFGS from zero,
-no sampling), in about a second.  Plain multinomial logistic regression: few parameters to
-calibrate, probabilities that mean something for the thresholds, and weights small enough
-to keep in memory once per playbook.
+no sampling), in about ten seconds on two cores, then cached on disk.  Plain logistic
+regression: few parameters to calibrate, probabilities that mean something for the
+thresholds, and weights small enough (about 2 MB) to keep in memory once per playbook.
+``bench/guidance_cv.py`` cross-validates the models over the labelled lines by batch.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import numpy as np
 import scipy.optimize
 import scipy.sparse as sp
 
-NGRAM_DIMS = 1 << 15  # hashed n-gram buckets; collisions are rare at a few thousand lines
+NGRAM_DIMS = 1 << 15  # hashed n-gram buckets (some collide; the embedding view covers for them)
 NGRAM_MAX_N = 3  # character n-grams (Mandarin) and word n-grams (English) up to this length
 LINE_MODEL_L2 = 0.1  # ridge penalty against the summed loss; swept 0.03..1 by cross-validation
 LINE_MODEL_MAX_ITER = 300  # L-BFGS iterations; converges well before this on the playbook
@@ -82,8 +83,8 @@ def ngram_matrix(texts: Sequence[str], languages: Sequence[str]) -> sp.csr_matri
 class LineFeatures:
     """Embedding and n-gram views side by side; both are unit length, so neither dominates.
 
-    Kept as two blocks: the dense one multiplies through BLAS, the sparse one through scipy,
-    which together is several times faster than one sparse matrix holding both.
+    Kept as two blocks so the dense one multiplies through BLAS rather than being stored as
+    a sparse matrix with every entry set.
     """
 
     dense: np.ndarray  # (rows, embedding dim)
@@ -122,8 +123,8 @@ def _fit_lbfgs(
 
 def _active(x: LineFeatures) -> tuple[LineFeatures, np.ndarray]:
     """The features restricted to n-gram buckets seen in at least ``NGRAM_MIN_LINES`` training
-    lines, and those buckets' indices.  The rest would get (near-)zero weight anyway, and
-    leaving them out cuts the optimiser's work by more than half."""
+    lines, and those buckets' indices.  Unseen buckets would get zero weight anyway and one-line
+    n-grams mostly memorise their line; leaving both out roughly halves the optimiser's work."""
     df = np.diff(x.sparse.tocsc().indptr)
     cols = np.flatnonzero(df >= NGRAM_MIN_LINES)
     return LineFeatures(x.dense, x.sparse[:, cols].tocsr()), cols

@@ -177,6 +177,7 @@ class LabelledLine:
     stage: str | None  # a stage id, NO_STAGE_LABEL, or None for customer lines
     rules: tuple[str, ...]
     signals: tuple[str, ...]
+    batch: str = ""  # the optional ``split`` key: which sitting wrote or reviewed it (for cross-validation)
 
 
 @dataclass(frozen=True)
@@ -706,7 +707,18 @@ def _read_labelled(problems: _Problems, languages: tuple[str, ...]) -> tuple[Lab
         elif speaker == "customer" and (stage is not None or rules):
             problems.add(where, "a customer line has stage null and no rules")
         else:
-            out.append(LabelledLine(lang, speaker, text, stage, tuple(rules), tuple(signals)))
+            batch = d.get("split", "")
+            out.append(
+                LabelledLine(
+                    lang,
+                    speaker,
+                    text,
+                    stage,
+                    tuple(rules),
+                    tuple(signals),
+                    batch if isinstance(batch, str) else "",
+                )
+            )
     return tuple(out)
 
 

@@ -375,6 +375,7 @@ def test_labelled_lines_load_and_change_the_version(tmp_path: Path) -> None:
         ("en", "agent", "*", ("overbearing",), ()),
         ("en", "customer", None, (), ("hardship",)),
     ]
+    assert [x.batch for x in pb.labelled] == ["", "dev", ""]  # `split` names the batch
     assert pb.playbook_version != before  # the trained models' cache key follows the lines
 
 
