@@ -37,6 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from assist.encoders import ExemplarSet
+from assist.linemodel import softmax
 from assist.playbook import Rule
 
 # Clause boundaries: sentence ends and commas in both scripts; a "." or "," between
@@ -541,18 +542,12 @@ class SoftmaxModel:
     bias: np.ndarray  # (classes,)
 
     def probabilities(self, vectors: np.ndarray) -> np.ndarray:
-        return _softmax(np.asarray(vectors, dtype=np.float64) @ self.weights + self.bias)
+        return softmax(np.asarray(vectors, dtype=np.float64) @ self.weights + self.bias)
 
     def best(self, vector: np.ndarray) -> tuple[str, float]:
         p = self.probabilities(vector[None, :])[0]
         j = int(np.argmax(p))
         return self.classes[j], float(p[j])
-
-
-def _softmax(z: np.ndarray) -> np.ndarray:
-    """Row-wise softmax, shifted by the row maximum so large logits cannot overflow."""
-    e = np.exp(z - z.max(axis=-1, keepdims=True))
-    return np.asarray(e / e.sum(axis=-1, keepdims=True))
 
 
 def train_softmax(
@@ -578,7 +573,7 @@ def train_softmax(
     for _ in range(steps):
         # Nesterov momentum: the gradient is taken at the look-ahead point.
         wl, bl = w + SELECTOR_MOMENTUM * vw, b + SELECTOR_MOMENTUM * vb
-        g = (_softmax(x @ wl + bl) - y) / max(n, 1)
+        g = (softmax(x @ wl + bl) - y) / max(n, 1)
         vw = SELECTOR_MOMENTUM * vw - learning_rate * (x.T @ g + l2 * wl)
         vb = SELECTOR_MOMENTUM * vb - learning_rate * g.sum(axis=0)
         w, b = w + vw, b + vb

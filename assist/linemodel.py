@@ -142,6 +142,17 @@ def line_features(texts: Sequence[str], languages: Sequence[str], vectors: np.nd
     return LineFeatures(np.asarray(vectors, dtype=np.float64), ngram_matrix(texts, languages))
 
 
+def softmax(z: np.ndarray) -> np.ndarray:
+    """Row-wise softmax, shifted by the row maximum so large logits cannot overflow."""
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return np.asarray(e / e.sum(axis=-1, keepdims=True))
+
+
+def sigmoid(z: np.ndarray) -> np.ndarray:
+    """The logistic function, written with tanh so large |z| cannot overflow."""
+    return np.asarray(0.5 * (1.0 + np.tanh(0.5 * z)))
+
+
 @dataclass(frozen=True)
 class LinearModel:
     """Multinomial logistic regression; ``probabilities`` is (rows, classes)."""
@@ -151,15 +162,7 @@ class LinearModel:
     bias: np.ndarray  # (classes,)
 
     def probabilities(self, features: LineFeatures) -> np.ndarray:
-        z = features.dot(self.weights) + self.bias
-        e = np.exp(z - z.max(axis=1, keepdims=True))
-        return np.asarray(e / e.sum(axis=1, keepdims=True))
-
-    def probability(self, features: LineFeatures, label: str) -> np.ndarray:
-        """Each row's probability of ``label`` (0 when the model never saw that class)."""
-        if label not in self.classes:
-            return np.zeros(features.rows)
-        return self.probabilities(features)[:, self.classes.index(label)]
+        return softmax(features.dot(self.weights) + self.bias)
 
 
 @dataclass(frozen=True)
@@ -172,8 +175,46 @@ class MultiLabelModel:
     bias: np.ndarray  # (classes,)
 
     def probabilities(self, features: LineFeatures) -> np.ndarray:
-        z = features.dot(self.weights) + self.bias
-        return np.asarray(0.5 * (1.0 + np.tanh(0.5 * z)))  # the logistic function, overflow-free
+        return sigmoid(features.dot(self.weights) + self.bias)
+
+
+def _softmax_loss(z: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+    """Summed cross-entropy of one-hot ``y`` under softmax(z), and its gradient in z."""
+    z = z - z.max(axis=1, keepdims=True)
+    logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    return -float((y * logp).sum()), np.exp(logp) - y
+
+
+def _sigmoid_loss(z: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+    """Summed log-loss of 0/1 ``y`` under sigmoid(z) per column, and its gradient in z."""
+    # log(1 + e^z) - y z, written so large |z| cannot overflow
+    return float((np.logaddexp(0.0, z) - y * z).sum()), sigmoid(z) - y
+
+
+def _fit(
+    features: LineFeatures,
+    y: np.ndarray,
+    output_loss: Callable[[np.ndarray, np.ndarray], tuple[float, np.ndarray]],
+    l2: float,
+    max_iter: int,
+    min_classes: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(weights, bias) minimising ``output_loss`` plus ``l2 / 2 * |W|^2`` (the bias is not
+    penalised), by L-BFGS from zero over the active n-gram columns; all zeros when there are
+    no rows or fewer than ``min_classes`` outputs (nothing to learn)."""
+    x, cols = _active(features)
+    n, k = y.shape
+    dim = x.dense.shape[1] + x.sparse.shape[1]
+    xt = x.sparse.T.tocsr()
+
+    def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        w = theta[: dim * k].reshape(dim, k)
+        value, g = output_loss(x.dot(w) + theta[dim * k :], y)
+        grad_w = x.tdot(g, xt) + l2 * w
+        return value + 0.5 * l2 * float((w * w).sum()), np.concatenate([grad_w.ravel(), g.sum(axis=0)])
+
+    theta = _fit_lbfgs(loss, dim * k + k, max_iter) if n and k >= min_classes else np.zeros(dim * k + k)
+    return _expand(theta[: dim * k].reshape(dim, k), x.dense.shape[1], cols), theta[dim * k :]
 
 
 def fit_multilabel(
@@ -186,24 +227,8 @@ def fit_multilabel(
 ) -> MultiLabelModel:
     """One logistic regression per column of ``targets`` (rows x classes, 0/1), fitted together:
     the summed losses are independent, so one L-BFGS run costs about what one model would."""
-    x, cols = _active(features)
     y = np.asarray(targets, dtype=np.float64)
-    n, dim = x.rows, x.dense.shape[1] + x.sparse.shape[1]
-    k = len(classes)
-    xt = x.sparse.T.tocsr()
-
-    def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
-        w = theta[: dim * k].reshape(dim, k)
-        z = x.dot(w) + theta[dim * k :]
-        # log(1 + e^z) - y z, written so large |z| cannot overflow
-        value = float((np.logaddexp(0.0, z) - y * z).sum()) + 0.5 * l2 * float((w * w).sum())
-        g = 0.5 * (1.0 + np.tanh(0.5 * z)) - y
-        grad_w = x.tdot(g, xt) + l2 * w
-        return value, np.concatenate([grad_w.ravel(), g.sum(axis=0)])
-
-    theta = _fit_lbfgs(loss, dim * k + k, max_iter) if n else np.zeros(dim * k + k)
-    w = _expand(theta[: dim * k].reshape(dim, k), x.dense.shape[1], cols)
-    return MultiLabelModel(tuple(classes), w, theta[dim * k :])
+    return MultiLabelModel(tuple(classes), *_fit(features, y, _sigmoid_loss, l2, max_iter, min_classes=1))
 
 
 def fit_linear(
@@ -214,33 +239,13 @@ def fit_linear(
     l2: float = LINE_MODEL_L2,
     max_iter: int = LINE_MODEL_MAX_ITER,
 ) -> LinearModel:
-    """Fit on the rows whose label is one of ``classes`` (others are ignored).
-
-    Loss: summed cross-entropy plus ``l2 / 2 * |W|^2`` (the bias is not penalised).
-    """
+    """Fit on the rows whose label is one of ``classes`` (others are ignored); summed
+    cross-entropy plus ``l2 / 2 * |W|^2``."""
     ids = tuple(classes)
     keep = np.array([i for i, lab in enumerate(labels) if lab in ids], dtype=np.int64)
-    x, cols = _active(features.take(keep))
-    n, dim = x.rows, x.dense.shape[1] + x.sparse.shape[1]
-    k = len(ids)
-    y = np.zeros((n, k))
-    y[np.arange(n), [ids.index(labels[i]) for i in keep]] = 1.0
-    xt = x.sparse.T.tocsr()
-
-    def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
-        w = theta[: dim * k].reshape(dim, k)
-        b = theta[dim * k :]
-        z = x.dot(w) + b
-        z -= z.max(axis=1, keepdims=True)
-        logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
-        g = np.exp(logp) - y
-        value = -float((y * logp).sum()) + 0.5 * l2 * float((w * w).sum())
-        grad_w = x.tdot(g, xt) + l2 * w
-        return value, np.concatenate([grad_w.ravel(), g.sum(axis=0)])
-
-    theta = _fit_lbfgs(loss, dim * k + k, max_iter) if n and k > 1 else np.zeros(dim * k + k)
-    w = _expand(theta[: dim * k].reshape(dim, k), x.dense.shape[1], cols)
-    return LinearModel(ids, w, theta[dim * k :])
+    y = np.zeros((keep.size, len(ids)))
+    y[np.arange(keep.size), [ids.index(labels[i]) for i in keep]] = 1.0
+    return LinearModel(ids, *_fit(features.take(keep), y, _softmax_loss, l2, max_iter, min_classes=2))
 
 
 # --------------------------------------------------------------------------- the engine's models
