@@ -413,7 +413,7 @@ class ComplianceChecker:
         if len(scored) > 1 and any(
             c.text == whole and sc[3] - sc[1] >= self.limits.compliant_veto for c, _, sc in scored
         ):
-            return self._in_order(found)
+            return self.in_order(found.values())
         # Two passes: the nearest examples first; the learned violation model only when nothing
         # else found a violation in the utterance (it is there for recall, and adding a second
         # rule to a line already flagged was mostly the same words read as a neighbouring rule).
@@ -422,9 +422,6 @@ class ComplianceChecker:
                 break
             self._similarity_pass(text, language, scored, found, pattern_rules, extra_margin, learned=learned)
         self._add_shaming_pair(text, language, found)
-        return self._in_order(found)
-
-    def _in_order(self, found: dict[str, Finding]) -> list[Finding]:
         return self.in_order(found.values())
 
     def in_order(self, findings: Iterable[Finding]) -> list[Finding]:
@@ -499,9 +496,7 @@ class ComplianceChecker:
             # A negation of either rule is a reassurance, not a violation.  Similarity is the
             # weaker evidence, so for it the whole utterance counts ("我们公司有合作的律所，但我本人
             # 不是律师"); patterns keep to their clause, so a reassurance cannot hide a threat.
-            if self.negation_blocks_similarity and any(
-                _reassures(neg, text) for c in candidates for neg in self.by_id[c].negations.get(language)
-            ):
+            if self.negation_blocks_similarity and any(self.reassured(c, text, language) for c in candidates):
                 continue
             if rid not in pattern_rules and pattern_findings(self.rules, clause.text, language):
                 # A pattern already names what this clause breaks; similarity adding a second
