@@ -54,7 +54,7 @@ from assist.linemodel import (
     line_models_key,
     train_line_models,
 )
-from assist.playbook import NO_STAGE_LABEL, SAMPLE_SLOT_VALUES, Playbook, fill_slots
+from assist.playbook import NO_STAGE_LABEL, SAMPLE_SLOT_VALUES, LabelledLine, Playbook, fill_slots
 from assist.signals import NEUTRAL_CUSTOMER, NO_SIGNAL, SignalDetector, SignalHit
 from assist.stages import NEUTRAL_AGENT, NO_STAGE, StageClassifier
 from assist.suggest import CallState, Pick, Suggester, call_slots, note_agent_stage, note_signals
@@ -107,10 +107,10 @@ STAGE_TOP_K = 5
 STAGE_MIN = 0.25  # below this an utterance fits no stage
 STAGE_KEYWORD_BOOST = 0.08  # keyword priors settle near-ties between stages
 STAGE_CHANGE_MIN = 0.30  # a stage change needs at least this confidence
-# Weight of the learned stage model's probability added to each stage's nearest-example score
-# when choosing the stage (the confidence stays the nearest-example score).  Swept 0..0.2 on tune
-# and our dev splits: 0.1 helped the newest (least fitted) splits most (dev12 0.867 -> 0.933) and
-# cost older ones up to 0.02; more let it override clear keyword evidence.
+# Weight of the embedding-only stage model's probability added to each stage's nearest-example
+# score.  Since the line models choose the reported stage, this nearest-example stage only decides
+# whether a line's own wording does a stage's job (COMPLIANCE_STAGE_MARGIN).  Swept 0..0.2 on tune
+# and our dev splits when it still chose the stage: 0.1 helped the newest splits most.
 STAGE_MODEL_WEIGHT = 0.1
 SIGNAL_TOP_K = 2
 SIGNAL_MIN = 0.45
@@ -232,6 +232,98 @@ def resolve_language(text: str, default: str, supported: tuple[str, ...]) -> str
     return lang if lang in supported else default
 
 
+@dataclass(frozen=True)
+class Exemplars:
+    """A playbook's sentences embedded once: the nearest-example sets per kind and language,
+    and the line models' training lines."""
+
+    sets: dict[str, dict[str, ExemplarSet]]  # kind ("stage", "signal", "violation", "compliant") -> language
+    examples: list[TrainingLine]  # the playbook's agent-side examples
+    labelled: list[TrainingLine]  # one per labelled_agent_lines(playbook), in that order
+
+
+def labelled_agent_lines(pb: Playbook) -> list[LabelledLine]:
+    """The playbook's labelled lines the line models learn from: agent lines in its languages."""
+    return [x for x in pb.labelled if x.speaker == "agent" and x.language in pb.languages]
+
+
+def embed_exemplars(pb: Playbook, encoder: TextEncoder, cache_dir: str | Path | None) -> Exemplars:
+    """Embed every example sentence of ``pb`` (cached on disk per playbook version)."""
+    rows: list[tuple[str, str, str, str]] = []  # (kind, language, label, text)
+    for lang in pb.languages:
+        for st in pb.stages:
+            for ex in st.examples.get(lang):
+                rows.append(("stage", lang, st.id, ex))
+                rows.append(("compliant", lang, f"stage:{st.id}", ex))
+            for line in st.suggestions:
+                filled = fill_slots(line.text.get(lang), SAMPLE_SLOT_VALUES[lang])
+                if filled:
+                    rows.append(("stage", lang, st.id, filled))
+                    rows.append(("compliant", lang, f"line:{line.id}", filled))
+        for ex in NEUTRAL_AGENT.get(lang, ()):
+            rows.append(("stage", lang, NO_STAGE, ex))
+            # holding lines and line trouble are compliant agent speech too
+            rows.append(("compliant", lang, f"stage:{NO_STAGE}", ex))
+        for sg in pb.signals:
+            for ex in sg.examples.get(lang):
+                rows.append(("signal", lang, sg.id, ex))
+            for line in sg.responses:
+                filled = fill_slots(line.text.get(lang), SAMPLE_SLOT_VALUES[lang])
+                if filled:
+                    rows.append(("compliant", lang, f"line:{line.id}", filled))
+        for ex in NEUTRAL_CUSTOMER.get(lang, ()):
+            rows.append(("signal", lang, NO_SIGNAL, ex))
+        for rule in pb.rules:
+            for ex in rule.violations.get(lang):
+                rows.append(("violation", lang, rule.id, ex))
+            for ex in rule.lookalikes.get(lang):
+                rows.append(("compliant", lang, f"lookalike:{rule.id}", ex))
+    # Reviewed lines are embedded as the engine will see them: after ASR normalisation.
+    labelled = labelled_agent_lines(pb)
+    labelled_texts = [normalize_asr(x.text, x.language) for x in labelled]
+    texts = [r[3] for r in rows]
+    all_vectors = cached_encode(
+        encoder, [*texts, *labelled_texts], playbook_version=pb.playbook_version, cache_dir=cache_dir
+    )
+    vectors, labelled_vectors = all_vectors[: len(rows)], all_vectors[len(rows) :]
+    sets: dict[str, dict[str, ExemplarSet]] = {}
+    for kind in ("stage", "signal", "violation", "compliant"):
+        sets[kind] = {}
+        for lang in pb.languages:
+            idx = [i for i, r in enumerate(rows) if r[0] == kind and r[1] == lang]
+            sets[kind][lang] = ExemplarSet(
+                texts=tuple(rows[i][3] for i in idx),
+                labels=tuple(rows[i][2] for i in idx),
+                vectors=vectors[idx] if idx else np.zeros((0, vectors.shape[1]), dtype=np.float32),
+            )
+    return Exemplars(
+        sets,
+        _example_lines(rows, vectors),
+        [
+            TrainingLine(
+                x.language, text, vec, NO_STAGE if x.stage in (None, NO_STAGE_LABEL) else x.stage, x.rules
+            )
+            for x, text, vec in zip(labelled, labelled_texts, labelled_vectors, strict=True)
+        ],
+    )
+
+
+def _example_lines(rows: list[tuple[str, str, str, str]], vectors: np.ndarray) -> list[TrainingLine]:
+    """The playbook's agent-side examples as line-model training lines: stage examples and
+    suggestions teach their stage, violations their rule, everything compliant "no rule";
+    neutral lines teach "compliant" only."""
+    seen: set[tuple[str, str]] = set()  # stage examples are also compliant rows: once each
+    out: list[TrainingLine] = []
+    for (kind, lang, label, text), vec in zip(rows, vectors, strict=True):
+        if kind == "signal" or (lang, text) in seen:
+            continue
+        seen.add((lang, text))
+        stage = label if kind == "stage" and label != NO_STAGE else None
+        rules = (label,) if kind == "violation" else ()
+        out.append(TrainingLine(lang, normalize_asr(text, lang), vec, stage, rules))
+    return out
+
+
 class GuidanceEngine:
     """Built once per process: embeds the playbook's exemplars (cached on disk) and holds the models."""
 
@@ -246,8 +338,9 @@ class GuidanceEngine:
         self.playbook = playbook
         self.encoder = encoder
         self.thresholds = thresholds or Thresholds()
-        sets, training = self._embed_exemplars(cache_dir)
-        self.line_models = self._train_line_models(training, cache_dir)
+        exemplars = embed_exemplars(playbook, encoder, cache_dir)
+        sets = exemplars.sets
+        self.line_models = self._train_line_models([*exemplars.examples, *exemplars.labelled], cache_dir)
         t = self.thresholds
         self.compliance = ComplianceChecker(
             playbook.rules,
@@ -278,84 +371,6 @@ class GuidanceEngine:
         )
         self.excluded_lines = self._screen_lines()
         self.suggester = Suggester(playbook, frozenset(self.excluded_lines))
-
-    def _embed_exemplars(
-        self, cache_dir: str | Path | None
-    ) -> tuple[dict[str, dict[str, ExemplarSet]], list[TrainingLine]]:
-        """The nearest-example sets per kind and language, and the line models' training lines."""
-        pb = self.playbook
-        rows: list[tuple[str, str, str, str]] = []  # (kind, language, label, text)
-        for lang in pb.languages:
-            for st in pb.stages:
-                for ex in st.examples.get(lang):
-                    rows.append(("stage", lang, st.id, ex))
-                    rows.append(("compliant", lang, f"stage:{st.id}", ex))
-                for line in st.suggestions:
-                    filled = fill_slots(line.text.get(lang), SAMPLE_SLOT_VALUES[lang])
-                    if filled:
-                        rows.append(("stage", lang, st.id, filled))
-                        rows.append(("compliant", lang, f"line:{line.id}", filled))
-            for ex in NEUTRAL_AGENT.get(lang, ()):
-                rows.append(("stage", lang, NO_STAGE, ex))
-                # holding lines and line trouble are compliant agent speech too
-                rows.append(("compliant", lang, f"stage:{NO_STAGE}", ex))
-            for sg in pb.signals:
-                for ex in sg.examples.get(lang):
-                    rows.append(("signal", lang, sg.id, ex))
-                for line in sg.responses:
-                    filled = fill_slots(line.text.get(lang), SAMPLE_SLOT_VALUES[lang])
-                    if filled:
-                        rows.append(("compliant", lang, f"line:{line.id}", filled))
-            for ex in NEUTRAL_CUSTOMER.get(lang, ()):
-                rows.append(("signal", lang, NO_SIGNAL, ex))
-            for rule in pb.rules:
-                for ex in rule.violations.get(lang):
-                    rows.append(("violation", lang, rule.id, ex))
-                for ex in rule.lookalikes.get(lang):
-                    rows.append(("compliant", lang, f"lookalike:{rule.id}", ex))
-        # Reviewed lines are embedded as the engine will see them: after ASR normalisation.
-        labelled = [x for x in pb.labelled if x.speaker == "agent" and x.language in pb.languages]
-        labelled_texts = [normalize_asr(x.text, x.language) for x in labelled]
-        texts = [r[3] for r in rows]
-        all_vectors = cached_encode(
-            self.encoder, [*texts, *labelled_texts], playbook_version=pb.playbook_version, cache_dir=cache_dir
-        )
-        vectors, labelled_vectors = all_vectors[: len(rows)], all_vectors[len(rows) :]
-        out: dict[str, dict[str, ExemplarSet]] = {}
-        for kind in ("stage", "signal", "violation", "compliant"):
-            out[kind] = {}
-            for lang in pb.languages:
-                idx = [i for i, r in enumerate(rows) if r[0] == kind and r[1] == lang]
-                out[kind][lang] = ExemplarSet(
-                    texts=tuple(rows[i][3] for i in idx),
-                    labels=tuple(rows[i][2] for i in idx),
-                    vectors=vectors[idx] if idx else np.zeros((0, vectors.shape[1]), dtype=np.float32),
-                )
-        training = self._example_lines(rows, vectors)
-        for x, text, vec in zip(labelled, labelled_texts, labelled_vectors, strict=True):
-            stage = NO_STAGE if x.stage in (None, NO_STAGE_LABEL) else x.stage
-            training.append(TrainingLine(x.language, text, vec, stage, x.rules))
-        return out, training
-
-    @staticmethod
-    def _example_lines(rows: list[tuple[str, str, str, str]], vectors: np.ndarray) -> list[TrainingLine]:
-        """The playbook's agent-side examples as line-model training lines: stage examples and
-        suggestions teach their stage, violations their rule, everything compliant "no rule"."""
-        seen: set[tuple[str, str]] = set()  # stage examples are also compliant rows: once each
-        out: list[TrainingLine] = []
-        for (kind, lang, label, text), vec in zip(rows, vectors, strict=True):
-            if (lang, text) in seen or kind == "signal":
-                continue
-            if kind == "stage" and label != NO_STAGE:  # neutral lines teach "compliant" only
-                out.append(TrainingLine(lang, normalize_asr(text, lang), vec, label, ()))
-            elif kind == "violation":
-                out.append(TrainingLine(lang, normalize_asr(text, lang), vec, None, (label,)))
-            elif kind == "compliant":
-                out.append(TrainingLine(lang, normalize_asr(text, lang), vec, None, ()))
-            else:
-                continue
-            seen.add((lang, text))
-        return out
 
     def _train_line_models(self, training: list[TrainingLine], cache_dir: str | Path | None) -> LineModels:
         """The learned line models over the playbook's examples and labelled lines (cached)."""

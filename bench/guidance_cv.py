@@ -16,7 +16,6 @@ stage accuracy, and the training time.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import statistics
 import sys
 import time
@@ -28,11 +27,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from assist.compliance import normalize_asr  # noqa: E402
 from assist.encoders import make_encoder  # noqa: E402
-from assist.engine import LINE_RULE_ALONE, LINE_VIOLATION_MIN, GuidanceEngine  # noqa: E402
-from assist.linemodel import TrainingLine, train_line_models  # noqa: E402
-from assist.playbook import NO_STAGE_LABEL, LabelledLine, load_playbook  # noqa: E402
+from assist.engine import LINE_RULE_ALONE, LINE_VIOLATION_MIN, embed_exemplars, labelled_agent_lines  # noqa: E402
+from assist.linemodel import train_line_models  # noqa: E402
+from assist.playbook import load_playbook  # noqa: E402
 from assist.stages import NO_STAGE  # noqa: E402
 
 DEFAULT_FOLDS = 3
@@ -50,26 +48,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--cache-dir", default=None, help="embedding cache (default ~/.cache/callassist)")
     args = ap.parse_args(argv)
 
-    full = load_playbook(args.playbook)
-    # The engine without labelled lines yields the examples' training lines (and embeds them).
-    engine = GuidanceEngine(
-        dataclasses.replace(full, labelled=()), make_encoder("use"), cache_dir=args.cache_dir
-    )
-    _, examples = engine._embed_exemplars(args.cache_dir)
-    agent = [x for x in full.labelled if x.speaker == "agent"]
-    texts = [normalize_asr(x.text, x.language) for x in agent]
-    vectors = engine.encoder.encode(texts)
+    pb = load_playbook(args.playbook)
+    exemplars = embed_exemplars(pb, make_encoder("use"), args.cache_dir)
+    agent = labelled_agent_lines(pb)  # aligned with exemplars.labelled
+    lines = exemplars.labelled
     split_of = [x.batch for x in agent]
     batches = sorted({s for s in split_of if s}, key=batch_order)
     if not batches:
         raise SystemExit("the labelled lines carry no batch names (`split`): nothing to hold out")
-    rules = tuple(r.id for r in full.rules)
-    stages = (*(s.id for s in full.stages), NO_STAGE)
-
-    def line(i: int) -> TrainingLine:
-        x: LabelledLine = agent[i]
-        stage = NO_STAGE if x.stage in (None, NO_STAGE_LABEL) else x.stage
-        return TrainingLine(x.language, texts[i], vectors[i], stage, x.rules)
+    rules = tuple(r.id for r in pb.rules)
+    stages = (*(s.id for s in pb.stages), NO_STAGE)
 
     size = -(-len(batches) // args.folds)
     rows = []
@@ -77,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         held = set(batches[k * size : (k + 1) * size])
         if not held:
             continue
-        train = examples + [line(i) for i, s in enumerate(split_of) if s not in held]
+        train = exemplars.examples + [lines[i] for i, s in enumerate(split_of) if s not in held]
         test = [i for i, s in enumerate(split_of) if s in held]
         t0 = time.perf_counter()
         models = train_line_models(rules, stages, train)
@@ -86,11 +74,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         pred: list[set[str]] = []
         hits = 0
         for i in test:
-            j = models.judge(texts[i], agent[i].language, vectors[i])
+            j = models.judge(lines[i].text, lines[i].language, lines[i].vector)
             flagged = {r for r, p in j.rules.items() if p >= LINE_RULE_ALONE}
             pred.append(flagged if j.violation >= LINE_VIOLATION_MIN else set())
-            gold.append(set(agent[i].rules))
-            hits += j.stage == line(i).stage
+            gold.append(set(lines[i].rules))
+            hits += j.stage == lines[i].stage
         tp = sum(1 for g, p in zip(gold, pred, strict=True) if g and p)
         fp = sum(1 for g, p in zip(gold, pred, strict=True) if not g and p)
         fn = sum(1 for g, p in zip(gold, pred, strict=True) if g and not p)
