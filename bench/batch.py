@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.common import calls_dir  # noqa: E402
-from stream.wavfile import read_wav  # noqa: E402
+from stream.audio.wavfile import read_wav  # noqa: E402
 
 TARGET_RTF = 5.0
 
@@ -43,7 +43,7 @@ def recordings(folder: Path, *, narrowband: bool) -> list[Path]:
 
 def run(files: list[Path], out: Path, label: str) -> bool:
     audio = sum(read_wav(f).duration for f in files)
-    cmd = [sys.executable, "-m", "stream.cli", "analyze", *map(str, files), "--out", str(out), "--force"]
+    cmd = [sys.executable, "-m", "stream.cli.main", "analyze", *map(str, files), "--out", str(out), "--force"]
     load = os.getloadavg()[0]
     t0 = time.perf_counter()
     proc = subprocess.Popen(

@@ -25,7 +25,7 @@ from typing import Any
 
 from common import load_call, parse_sets, pct, start_service, stop_service, turn_latencies
 
-from stream.simulate import stream_call
+from stream.cli.simulate import stream_call
 
 P95_BUDGET_S = 2.0
 STAGGER_S = 1.0

@@ -16,8 +16,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from stream.simulate import SimulationResult  # noqa: E402
-from stream.wavfile import WavAudio, parse_wav  # noqa: E402
+from stream.audio.wavfile import WavAudio, parse_wav  # noqa: E402
+from stream.cli.simulate import SimulationResult  # noqa: E402
 from tests.conftest import RunningService, stop_service  # noqa: E402
 from tests.conftest import start_service as _start_service  # noqa: E402
 from tests.test_e2e_speech import assign_finals  # noqa: E402

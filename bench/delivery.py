@@ -121,10 +121,10 @@ async def _child_main(
 ) -> None:
     from aiohttp import web
 
-    from stream.pipeline import AsrPlan, Services
-    from stream.server import Service
-    from stream.session import CallParams
+    from stream.live.pipeline import AsrPlan, Services
+    from stream.live.session import CallParams
     from stream.settings import load_settings
+    from stream.web.server import Service
 
     loop = asyncio.get_running_loop()
     with tempfile.TemporaryDirectory(prefix="callassist-delivery-") as tmp:
@@ -254,7 +254,7 @@ def broker(port: int | None) -> Iterator[int]:
 
 async def run(args: argparse.Namespace, mqtt_port: int) -> dict[str, Any]:
     from stream.auth import issue_token
-    from stream.mqtt import topic_for
+    from stream.delivery.mqtt import topic_for
 
     tenant, call_id, secret = f"bench{uuid.uuid4().hex[:6]}", "delivery-call", secrets.token_bytes(32)
     token = issue_token(secret, role="supervisor", tenant=tenant, sub="bench", ttl_s=3600)

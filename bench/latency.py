@@ -17,7 +17,7 @@ from pathlib import Path
 
 from common import load_call, parse_sets, pct, start_service, stop_service, turn_latencies
 
-from stream.simulate import stream_call
+from stream.cli.simulate import stream_call
 
 DEFAULT_CALLS = ["dev_zh_01", "dev_en_02"]
 

@@ -112,7 +112,7 @@ MIN_AUDIOHOOK_SECRET_BYTES = 16  # the HMAC key of the AudioHook request signatu
 
 @dataclass(frozen=True)
 class AdapterSettings:
-    """Telephony adapters (:mod:`stream.adapters`, docs/telephony.md); checked when built."""
+    """Telephony adapters (:mod:`stream.ingest`, docs/telephony.md); checked when built."""
 
     # X-API-KEY values accepted; empty: refuse all unless auth is off
     audiohook_api_keys: tuple[str, ...] = ()

@@ -112,7 +112,7 @@ def start_service(
         [
             sys.executable,
             "-m",
-            "stream.cli",
+            "stream.cli.main",
             "--config",
             str(config),
             "serve",

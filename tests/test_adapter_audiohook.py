@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 
 from assist.events import TranscriptFinal
-from stream import codecs
-from stream.adapters.audiohook import AudioHookProtocol, CloseRequest, Handshake, OpenSession, Reply
-from stream.adapters.base import EndUtterances, LegAudio, LegGap, MetadataChanged, Notice, Violation
-from stream.adapters.httpsig import SignatureVerifier, SignedRequest
+from stream.audio import codecs
+from stream.ingest.audiohook import AudioHookProtocol, CloseRequest, Handshake, OpenSession, Reply
+from stream.ingest.base import EndUtterances, LegAudio, LegGap, MetadataChanged, Notice, Violation
+from stream.ingest.httpsig import SignatureVerifier, SignedRequest
 from stream.settings import LimitSettings
 from tests.replay.audiohook import AudioHookClient, sign, stereo_offers
 from tests.replay.harness import (

@@ -9,8 +9,8 @@ import aiohttp
 import numpy as np
 import pytest
 
-from stream.adapters.audiosocket import AudioSocketProtocol, error_reply, frame, pair
-from stream.adapters.base import EndOfCall, LegAudio, Notice, OpenCall, Violation
+from stream.ingest.audiosocket import AudioSocketProtocol, error_reply, frame, pair
+from stream.ingest.base import EndOfCall, LegAudio, Notice, OpenCall, Violation
 from stream.settings import LimitSettings
 from tests.replay.audiosocket import AUDIO, ERROR, HANGUP, UUID, Leg, leg_uuids
 from tests.replay.harness import (

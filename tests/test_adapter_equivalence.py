@@ -17,7 +17,7 @@ import aiohttp
 import numpy as np
 import pytest
 
-from stream.simulate import stream_call
+from stream.cli.simulate import stream_call
 from tests.replay import audiohook, freeswitch, twilio
 from tests.replay.audiosocket import stream_pair
 from tests.replay.fixture import FixtureCall, load

@@ -9,9 +9,9 @@ import aiohttp
 import numpy as np
 import pytest
 
-from stream.adapters.base import EndOfCall, LegAudio, MetadataChanged, OpenCall, Violation
-from stream.adapters.freeswitch import FreeSwitchProtocol
 from stream.auth import issue_token
+from stream.ingest.base import EndOfCall, LegAudio, MetadataChanged, OpenCall, Violation
+from stream.ingest.freeswitch import FreeSwitchProtocol
 from stream.settings import LimitSettings
 from tests.replay import freeswitch as fs
 from tests.replay.harness import (

@@ -20,7 +20,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from stream.simulate import stream_call
+from stream.cli.simulate import stream_call
 from tests.conftest import RunningService, start_service, stop_service
 from tests.replay.fixture import load
 from tests.replay.harness import call_events

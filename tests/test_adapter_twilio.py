@@ -11,10 +11,10 @@ import aiohttp
 import numpy as np
 import pytest
 
-from stream import codecs
-from stream.adapters.base import EndOfCall, LegAudio, OpenCall, Violation
-from stream.adapters.twilio import TwilioProtocol, max_text_chars
+from stream.audio import codecs
 from stream.auth import issue_token
+from stream.ingest.base import EndOfCall, LegAudio, OpenCall, Violation
+from stream.ingest.twilio import TwilioProtocol, max_text_chars
 from stream.settings import LimitSettings
 from tests.replay.harness import (
     TEST_SECRET,

@@ -21,7 +21,7 @@ from stream.asr.faster import (
     FasterWhisperTranscriber,
     bounded_prompt_text,
 )
-from stream.models import resolve_model
+from stream.asr.models import resolve_model
 
 FIXTURES = Path(__file__).parent / "fixtures"
 ZH_PROMPT = "以下是普通话的句子，使用简体中文。"

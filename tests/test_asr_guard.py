@@ -191,7 +191,7 @@ def _white(level_dbfs: float, seed: int) -> Audio:
 @pytest.mark.model
 def test_real_model_output_on_noise_never_survives(tmp_path_factory: pytest.TempPathFactory) -> None:
     from stream.asr.faster import FasterWhisperTranscriber
-    from stream.models import resolve_model
+    from stream.asr.models import resolve_model
 
     model = FasterWhisperTranscriber(resolve_model("whisper-base", tmp_path_factory.mktemp("models")))
     clips = {

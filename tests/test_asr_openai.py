@@ -23,8 +23,8 @@ from stream.asr.export import (
     read_ct2_model,
 )
 from stream.asr.faster import FasterWhisperTranscriber
+from stream.asr.models import default_checkpoint_path, resolve_model, run_export_command
 from stream.asr.openai_backend import OpenAIWhisperTranscriber
-from stream.models import default_checkpoint_path, resolve_model, run_export_command
 
 FIXTURES = Path(__file__).parent / "fixtures"
 ZH_PROMPT = "以下是普通话的句子，使用简体中文。"

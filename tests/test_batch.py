@@ -25,8 +25,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from assist.review import CallFacts, build_report
-from stream.batch import (
+from assist.review.report import CallFacts, build_report
+from stream.audio.wavfile import read_wav
+from stream.cli.main import main
+from stream.offline.batch import (
     SUMMARY_FIELDS,
     Analysis,
     Analyzer,
@@ -35,9 +37,7 @@ from stream.batch import (
     plan_recordings,
     run_batch,
 )
-from stream.cli import main
 from stream.settings import load_settings
-from stream.wavfile import read_wav
 from tests.conftest import FIXTURES, load_script
 
 REPO = Path(__file__).resolve().parent.parent
@@ -182,7 +182,7 @@ def test_resume_skips_done_and_redoes_a_deleted_output(batch: Path, analyzer: Co
         [
             sys.executable,
             "-m",
-            "stream.cli",
+            "stream.cli.main",
             "analyze",
             *map(str, inputs),
             "--out",

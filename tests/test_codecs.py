@@ -12,7 +12,7 @@ import numpy.typing as npt
 import pytest
 from scipy import signal
 
-from stream import codecs
+from stream.audio import codecs
 
 FIXTURES = Path(__file__).parent / "fixtures"
 ALL_INT16 = np.arange(-32768, 32768, dtype=np.int16)

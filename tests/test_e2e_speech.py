@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from stream.scoring import error_counts
-from stream.simulate import stream_call
-from stream.wavfile import read_wav
+from stream.asr.scoring import error_counts
+from stream.audio.wavfile import read_wav
+from stream.cli.simulate import stream_call
 from tests.conftest import FIXTURES, RunningService, load_script
 
 pytestmark = pytest.mark.model

@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from stream.endpointer import (
+from stream.audio.endpointer import (
     MAX_BRIDGED_GAP_S,
     Endpointer,
     EndpointEvent,
@@ -25,8 +25,8 @@ from stream.endpointer import (
     UtteranceEnded,
     UtteranceStarted,
 )
+from stream.audio.vad import SileroVad
 from stream.settings import EndpointSettings
-from stream.vad import SileroVad
 
 FIXTURES = Path(__file__).parent / "fixtures"
 RATE = 16_000

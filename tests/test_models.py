@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from stream import models
-from stream.models import (
+from stream.asr import models
+from stream.asr.models import (
     KNOWN_MODELS,
     MANIFEST_NAME,
     ModelError,

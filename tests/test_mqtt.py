@@ -31,7 +31,7 @@ from assist.events import (
     TranscriptFinal,
     TranscriptPartial,
 )
-from stream.mqtt import MqttPublisher, topic_for
+from stream.delivery.mqtt import MqttPublisher, topic_for
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 SHARED_HOST, SHARED_PORT = "127.0.0.1", 1883

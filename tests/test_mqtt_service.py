@@ -20,9 +20,9 @@ import aiohttp
 import aiomqtt
 import pytest
 
-from stream.mqtt import topic_for
-from stream.simulate import stream_call
-from stream.wavfile import read_wav
+from stream.audio.wavfile import read_wav
+from stream.cli.simulate import stream_call
+from stream.delivery.mqtt import topic_for
 from tests.conftest import FIXTURES, RunningService, standing_warnings, start_service, stop_service
 from tests.test_mqtt import (
     MOSQUITTO,

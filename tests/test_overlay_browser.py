@@ -25,9 +25,9 @@ import pytest
 import yaml
 from playwright.async_api import Browser, Page
 
+from stream.audio.wavfile import read_wav
 from stream.auth import Role, issue_token
-from stream.simulate import stream_call
-from stream.wavfile import read_wav
+from stream.cli.simulate import stream_call
 from tests.conftest import FIXTURES, RunningService, load_script, standing_warnings
 
 pytestmark = pytest.mark.model

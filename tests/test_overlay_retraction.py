@@ -26,7 +26,7 @@ from assist.events import (
     TranscriptFinal,
     TranscriptPartial,
 )
-from stream.web import STATIC_DIR
+from stream.web.pages import STATIC_DIR
 
 CALL_ID = "retract-1"
 PAGE_WAIT_MS = 15_000

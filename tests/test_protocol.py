@@ -10,8 +10,8 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from stream import codecs
-from stream.protocol import (
+from stream.audio import codecs
+from stream.ingest.native import (
     Audio,
     IngestProtocol,
     MetadataUpdate,

@@ -37,11 +37,11 @@ from assist.events import (
     SuggestionItem,
     TranscriptFinal,
 )
-from assist.review_html import LABELS
-from stream.cli import main
-from stream.review_routes import review_format, review_response
+from assist.review.html import LABELS
+from stream.cli.main import main
 from stream.settings import load_settings
-from stream.store import Store, open_store
+from stream.store.db import Store, open_store
+from stream.web.review import review_format, review_response
 from tests.conftest import load_script
 
 CALL = "dev_zh_02"

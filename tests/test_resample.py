@@ -9,7 +9,7 @@ import numpy.typing as npt
 import pytest
 from scipy import signal
 
-from stream.resample import StreamResampler
+from stream.audio.resample import StreamResampler
 
 FloatArray = npt.NDArray[np.float64]
 CHUNK_20MS_8K = 160

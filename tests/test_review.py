@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-import assist.review as review
+import assist.review.report as review
 from assist.events import (
     ComplianceRetracted,
     ComplianceWarning,
@@ -25,8 +25,8 @@ from assist.events import (
     SuggestionItem,
     TranscriptFinal,
 )
-from assist.review import CallFacts, build_report
-from assist.review_html import render_html
+from assist.review.html import render_html
+from assist.review.report import CallFacts, build_report
 
 FIXTURES = Path(__file__).parent / "fixtures"
 T0 = 1_764_331_200.0  # 2025-11-28 12:00 UTC = 20:00 Asia/Shanghai = 07:00 America/New_York

@@ -2,7 +2,7 @@
 
 The store is a SQLite file, and for the listing filters also a fresh database on the PostgreSQL at
 127.0.0.1:5432 (skipped when CALLASSIST_TEST_PG_URL is set empty, as in test_store.py).  Commands run
-in-process through ``stream.cli.main`` so exit codes and the one-line error rule are what a user gets.
+in-process through ``stream.cli.main.main`` so exit codes and the one-line error rule are what a user gets.
 """
 
 from __future__ import annotations
@@ -33,10 +33,10 @@ from assist.events import (
     SuggestionItem,
     TranscriptFinal,
 )
-from stream.cli import main
-from stream.review_routes import not_found_text, review_format, review_response
+from stream.cli.main import main
 from stream.settings import load_settings
-from stream.store import Store, open_store
+from stream.store.db import Store, open_store
+from stream.web.review import not_found_text, review_format, review_response
 
 PG_ADMIN_URL = os.environ.get("CALLASSIST_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 T0 = 1_764_331_200.0  # 2025-11-28 12:00:00 UTC

@@ -21,10 +21,10 @@ import pytest
 from aiohttp import web
 
 from stream.asr.base import AsrRequest, AsrResult
-from stream.codecs import encode_mulaw
-from stream.pipeline import AsrPlan, Services
-from stream.server import Service
+from stream.audio.codecs import encode_mulaw
+from stream.live.pipeline import AsrPlan, Services
 from stream.settings import load_settings
+from stream.web.server import Service
 
 RATE = 16000
 

@@ -25,9 +25,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from stream.simulate import ReceivedEvent, stream_call
-from stream.store import open_store
-from stream.wavfile import read_wav
+from stream.audio.wavfile import read_wav
+from stream.cli.simulate import ReceivedEvent, stream_call
+from stream.store.db import open_store
 from tests.conftest import FIXTURES, start_service, stop_service
 
 pytestmark = pytest.mark.model
@@ -103,7 +103,7 @@ async def test_sigkill_loses_nothing_seen_and_restart_marks_interrupted(tmp_path
         assert record.ended_at == pytest.approx(last_ts), "ends at its last stored event"
 
         listed = subprocess.run(
-            [sys.executable, "-m", "stream.cli", "--config", str(config), "calls", "list", "--json"],
+            [sys.executable, "-m", "stream.cli.main", "--config", str(config), "calls", "list", "--json"],
             capture_output=True,
             text=True,
             cwd=REPO,
@@ -127,7 +127,7 @@ async def test_sigkill_loses_nothing_seen_and_restart_marks_interrupted(tmp_path
         assert {u["id"] for u in report["utterances"]} == stored_finals
 
         table = subprocess.run(
-            [sys.executable, "-m", "stream.cli", "--config", str(config), "calls", "list"],
+            [sys.executable, "-m", "stream.cli.main", "--config", str(config), "calls", "list"],
             capture_output=True,
             text=True,
             cwd=REPO,

@@ -37,7 +37,7 @@ from assist.events import (
     TranscriptFinal,
     TranscriptPartial,
 )
-from stream.store import (
+from stream.store.db import (
     _MIGRATIONS,
     SCHEMA_VERSION,
     PostgresStore,
@@ -508,7 +508,7 @@ def test_closed_store_refuses_work(store_url: str) -> None:
 _CHILD = """
 import sys, time
 from assist.events import Event, TranscriptFinal
-from stream.store import open_store
+from stream.store.db import open_store
 
 store = open_store(sys.argv[1])
 store.create_call("killed", tenant="t", started_at=time.time(), language="zh", metadata={}, node="node-k")
@@ -579,7 +579,7 @@ def test_postgres_reconnects_after_losing_its_connection(pg_url: str) -> None:
 
 
 def test_a_stored_call_is_reviewed_from_the_store(store: Store) -> None:
-    from assist.review import build_report
+    from assist.review.report import build_report
 
     store.create_call(
         "rv",

@@ -12,7 +12,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from stream.vad import EnergyVad, SileroVad, Vad, make_vad, rms_dbfs
+from stream.audio.vad import EnergyVad, SileroVad, Vad, make_vad, rms_dbfs
 
 FIXTURES = Path(__file__).parent / "fixtures"
 RATE = 16_000

@@ -28,7 +28,13 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from stream.models import CHECKPOINT_SUFFIX, MODEL_FILE, ModelError, default_checkpoint_path, resolve_model
+from stream.asr.models import (
+    CHECKPOINT_SUFFIX,
+    MODEL_FILE,
+    ModelError,
+    default_checkpoint_path,
+    resolve_model,
+)
 
 SUPPORTED_BINARY_VERSIONS = range(4, 7)  # the variable layout above; 1-3 stored item sizes, not dtypes
 WHISPER_SPEC_NAME = "WhisperSpec"

@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 import aiohttp
 import numpy as np
 
-from stream import codecs
+from stream.audio import codecs
 
 SIGNED_COMPONENTS = (
     "@request-target",

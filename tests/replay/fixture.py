@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from stream import codecs
-from stream.wavfile import WavAudio, read_wav
+from stream.audio import codecs
+from stream.audio.wavfile import WavAudio, read_wav
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 FRAME_MS = 20

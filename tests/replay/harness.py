@@ -28,12 +28,12 @@ from aiohttp import web
 
 from assist.engine import GuidanceEngine
 from assist.playbook import load_playbook
-from stream.adapters.audiosocket import AudioSocketServer
 from stream.asr.base import AsrRequest, AsrResult
-from stream.pipeline import AsrPlan, Services
-from stream.resample import StreamResampler
-from stream.server import Service
+from stream.audio.resample import StreamResampler
+from stream.ingest.audiosocket import AudioSocketServer
+from stream.live.pipeline import AsrPlan, Services
 from stream.settings import load_settings
+from stream.web.server import Service
 from tests.replay.fixture import FixtureCall
 
 RATE = 16000

@@ -1,0 +1,1 @@
+"""Post-call review: a call's stored events in, a scored report (JSON and HTML) out."""

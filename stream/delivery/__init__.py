@@ -1,0 +1,1 @@
+"""Delivery of call events to other systems: the store sink and MQTT."""

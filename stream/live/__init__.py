@@ -1,0 +1,1 @@
+"""The live call path: one session per call, the call registry and manager, the event log."""

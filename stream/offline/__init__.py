@@ -1,0 +1,1 @@
+"""Offline runs: recordings through the live pipeline's steps, and batch review."""

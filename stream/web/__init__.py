@@ -1,0 +1,1 @@
+"""The HTTP service: routes, pages, the access gate and the review page."""
