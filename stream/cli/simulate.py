@@ -9,6 +9,7 @@ arrival time in call-audio seconds, which is what the latency benchmark needs.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 import uuid
@@ -16,11 +17,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import aiohttp
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+from websockets.protocol import State
 
 from stream.audio.wavfile import WavAudio
+from stream.cli.wsclient import EVENT_MAX_BYTES, open_ws
 
 FRAME_MS = 20
+ACK_WAIT_S = 30.0  # how long the service may take to answer ``start``
 EVENT_WAIT_AFTER_STOP_S = 120.0  # how long to wait for call.ended once all audio is sent
 
 
@@ -62,7 +67,6 @@ async def stream_call(
             f"the recording has {wav.channels} channel(s) but {len(channels)} leg(s) were named"
         )
     result = SimulationResult(call_id=call_id, audio_seconds=wav.duration)
-    frame_bytes = wav.sample_rate * frame_ms // 1000 * wav.bytes_per_sample * wav.channels
     params = {"token": token} if token else {}
     start = {
         "type": "start",
@@ -73,64 +77,99 @@ async def stream_call(
         "channels": list(channels),
         "metadata": dict(metadata or {}),
     }
-    t0 = 0.0
-    async with aiohttp.ClientSession() as http:
-        ingest = await http.ws_connect(f"{base_url}/v1/ingest", params=params, max_msg_size=0)
-        await ingest.send_str(json.dumps(start, ensure_ascii=False))
-        ack = await ingest.receive(timeout=30)
-        if ack.type != aiohttp.WSMsgType.TEXT:
-            raise SimulateError(f"service closed the connection: {ingest.close_code} {ack.extra or ''}")
-        first = json.loads(ack.data)
+    async with await _connect(f"{base_url}/v1/ingest", params, max_size=None) as ingest:
+        await ingest.send(json.dumps(start, ensure_ascii=False))
+        first = await _first_answer(ingest)
         result.ingest_messages.append(first)
         if first.get("type") != "started":
             raise SimulateError(f"service refused the call: {first.get('message', first)}")
-        events_ws = await http.ws_connect(
-            f"{base_url}/v1/calls/{call_id}/events", params={**params, "since": "0"}
-        )
+        events_url = f"{base_url}/v1/calls/{call_id}/events"
+        async with await _connect(events_url, {**params, "since": "0"}) as events_ws:
+            await _stream(ingest, events_ws, wav, result, speed, frame_ms, on_event)
+    return result
 
-        ended = asyncio.Event()
 
-        async def read_events() -> None:
-            async for msg in events_ws:
-                if msg.type != aiohttp.WSMsgType.TEXT:
+async def _connect(
+    url: str, params: Mapping[str, str], *, max_size: int | None = EVENT_MAX_BYTES
+) -> ClientConnection:
+    """Open a websocket; a refused or failed handshake is a :class:`SimulateError` naming the address."""
+    try:
+        return await open_ws(url, params=params, max_size=max_size)
+    except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as exc:
+        raise SimulateError(f"cannot connect to {url}: {str(exc) or type(exc).__name__}") from exc
+
+
+async def _first_answer(ingest: ClientConnection) -> dict[str, Any]:
+    """The service's answer to ``start`` (``started`` or ``error``)."""
+    try:
+        ack = await asyncio.wait_for(ingest.recv(), ACK_WAIT_S)
+    except ConnectionClosed:
+        raise SimulateError(
+            f"service closed the connection: {ingest.close_code} {ingest.close_reason or ''}"
+        ) from None
+    if not isinstance(ack, str):
+        raise SimulateError("service answered start with a binary frame")
+    answer: dict[str, Any] = json.loads(ack)
+    return answer
+
+
+async def _stream(
+    ingest: ClientConnection,
+    events_ws: ClientConnection,
+    wav: WavAudio,
+    result: SimulationResult,
+    speed: float,
+    frame_ms: int,
+    on_event: Callable[[ReceivedEvent], None] | None,
+) -> None:
+    """Send the audio on its schedule and ``stop``, while collecting events until ``call.ended``.
+
+    A connection the service closes (a fatal violation, a dropped service) is not
+    an error here: sending stops, and whatever events arrived are the result.
+    """
+    ended = asyncio.Event()
+    t0 = time.perf_counter()
+
+    async def read_events() -> None:
+        with contextlib.suppress(ConnectionClosed):
+            async for message in events_ws:
+                if not isinstance(message, str):
                     break
-                data = json.loads(msg.data)
+                data = json.loads(message)
                 item = ReceivedEvent(data=data, arrived_audio_s=(time.perf_counter() - t0) * speed)
                 result.events.append(item)
                 if on_event is not None:
                     on_event(item)
                 if data.get("type") == "call.ended":
-                    ended.set()
                     break
-            ended.set()
+        ended.set()
 
-        async def read_ingest() -> None:
-            async for msg in ingest:
-                if msg.type == aiohttp.WSMsgType.TEXT:
-                    result.ingest_messages.append(json.loads(msg.data))
+    async def read_ingest() -> None:
+        with contextlib.suppress(ConnectionClosed):
+            async for message in ingest:
+                if isinstance(message, str):
+                    result.ingest_messages.append(json.loads(message))
 
-        t0 = time.perf_counter()
-        reader = asyncio.create_task(read_events())
-        ingest_reader = asyncio.create_task(read_ingest())
-        frame_s = frame_ms / 1000.0
-        for i, pos in enumerate(range(0, len(wav.data), frame_bytes)):
-            due = t0 + i * frame_s / speed
-            delay = due - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            if ingest.closed:
-                break
-            await ingest.send_bytes(wav.data[pos : pos + frame_bytes])
-        if not ingest.closed:
-            await ingest.send_str(json.dumps({"type": "stop"}))
-        try:
-            await asyncio.wait_for(ended.wait(), EVENT_WAIT_AFTER_STOP_S)
-        finally:
-            reader.cancel()
-            ingest_reader.cancel()
-            await events_ws.close()
-            await ingest.close()
-    return result
+    reader = asyncio.create_task(read_events())
+    ingest_reader = asyncio.create_task(read_ingest())
+    frame_bytes = wav.sample_rate * frame_ms // 1000 * wav.bytes_per_sample * wav.channels
+    frame_s = frame_ms / 1000.0
+    try:
+        with contextlib.suppress(ConnectionClosed):
+            for i, pos in enumerate(range(0, len(wav.data), frame_bytes)):
+                due = t0 + i * frame_s / speed
+                delay = due - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                if ingest.state is not State.OPEN:
+                    break
+                await ingest.send(wav.data[pos : pos + frame_bytes])
+            if ingest.state is State.OPEN:
+                await ingest.send(json.dumps({"type": "stop"}))
+        await asyncio.wait_for(ended.wait(), EVENT_WAIT_AFTER_STOP_S)
+    finally:
+        reader.cancel()
+        ingest_reader.cancel()
 
 
 def format_event(data: Mapping[str, Any]) -> str:
