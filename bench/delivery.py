@@ -39,9 +39,10 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import aiomqtt
 from common import pct  # also puts the repository on sys.path for the stream/assist imports
+
+from stream.cli.wsclient import open_ws
 
 TARGET_P95_MS = 50.0
 READY_TIMEOUT_S = 30.0
@@ -188,15 +189,12 @@ class Client:
 
 
 async def ws_client(client: Client, url: str, token: str, ready: asyncio.Event) -> None:
-    async with (
-        aiohttp.ClientSession() as http,
-        http.ws_connect(url, params={"token": token, "since": "1"}, max_msg_size=0) as ws,
-    ):
+    async with open_ws(url, params={"token": token, "since": "1"}, max_size=None) as ws:
         ready.set()
-        async for msg in ws:
-            if msg.type != aiohttp.WSMsgType.TEXT:
+        async for message in ws:
+            if not isinstance(message, str):
                 break
-            client.got(json.loads(msg.data))
+            client.got(json.loads(message))
             if client.ended.is_set():
                 break
 
