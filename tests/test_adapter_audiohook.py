@@ -384,8 +384,8 @@ async def test_authentication(
     overrides: dict[str, Any], client_kwargs: dict[str, Any], refused: bool
 ) -> None:
     service = running_service(DurationTranscriber(), overrides=overrides, guidance=False)
-    async with service as h, aiohttp.ClientSession() as http:
-        client = AudioHookClient(http, h.url + PATH, **client_kwargs)
+    async with service as h:
+        client = AudioHookClient(h.url + PATH, **client_kwargs)
         await client.connect()
         answer = await client.open()
         if refused:
@@ -399,8 +399,8 @@ async def test_authentication(
 
 
 async def test_call_with_pause_and_transcripts_back() -> None:
-    async with running_service(DurationTranscriber(), guidance=False) as h, aiohttp.ClientSession() as http:
-        client = AudioHookClient(http, h.url + PATH)
+    async with running_service(DurationTranscriber(), guidance=False) as h:
+        client = AudioHookClient(h.url + PATH)
         await client.connect()
         conversation = str(uuid.uuid4())
         assert (await client.open(conversation_id=conversation, language="zh-CN"))["type"] == "opened"
@@ -413,7 +413,7 @@ async def test_call_with_pause_and_transcripts_back() -> None:
         await client.send("ping", {})
         await client.expect("pong")
         closed = await client.close()
-        events = await call_events(http, h.url, conversation)
+        events = await call_events(h.url, conversation)
     finals = [e for e in events if e["type"] == "transcript.final"]
     assert [f["speaker"] for f in finals] == ["customer", "agent"]
     assert finals[1]["start"] == pytest.approx(2.0, abs=0.3), "paused time is not on the position clock"
@@ -434,12 +434,12 @@ async def test_call_with_pause_and_transcripts_back() -> None:
     ],
 )
 async def test_violation_mid_call_disconnects_keeps_audio_and_spares_other_calls(bad: Any, code: str) -> None:
-    async with running_service(DurationTranscriber(), guidance=False) as h, aiohttp.ClientSession() as http:
-        good = AudioHookClient(http, h.url + PATH)
+    async with running_service(DurationTranscriber(), guidance=False) as h:
+        good = AudioHookClient(h.url + PATH)
         await good.connect()
         good_call = str(uuid.uuid4())
         await good.open(conversation_id=good_call)
-        client = AudioHookClient(http, h.url + PATH)
+        client = AudioHookClient(h.url + PATH)
         await client.connect()
         conversation = str(uuid.uuid4())
         await client.open(conversation_id=conversation)
@@ -448,17 +448,17 @@ async def test_violation_mid_call_disconnects_keeps_audio_and_spares_other_calls
         if bad == "out-of-order":
             await client.send("ping", {}, seq=client.seq + 3)
         elif isinstance(bad, bytes):
-            await client.ws.send_bytes(bad)
+            await client.ws.send(bad)
         else:
-            await client.ws.send_str(bad)
+            await client.ws.send(bad)
         disconnect = await client.expect("disconnect")
         assert disconnect["parameters"]["reason"] == "error"
         closed = await client.close("disconnect")
         assert closed["type"] == "closed"
-        events = await call_events(http, h.url, conversation)
+        events = await call_events(h.url, conversation)
         await good.stream_legs(*talk())
         await good.close()
-        good_events = await call_events(http, h.url, good_call)
+        good_events = await call_events(h.url, good_call)
     assert "transcript.final" in kinds(events), "audio before the violation was lost"
     assert (code, True) in errors(events) and events[-1]["reason"] == "error"
     assert errors(good_events) == [] and good_events[-1]["reason"] == "stop"
@@ -468,21 +468,21 @@ async def test_violation_mid_call_disconnects_keeps_audio_and_spares_other_calls
 async def test_probe_timeout_and_second_session_of_a_conversation() -> None:
     overrides = {"limits.start_timeout_s": 0.3}
     service = running_service(DurationTranscriber(), overrides=overrides, guidance=False)
-    async with service as h, aiohttp.ClientSession() as http:
-        probe = AudioHookClient(http, h.url + PATH)
+    async with service as h:
+        probe = AudioHookClient(h.url + PATH)
         await probe.connect()
         answer = await probe.open(conversation_id="00000000-0000-0000-0000-000000000000")
         assert answer["type"] == "opened" and len(h.service.registry) == 0
         await probe.close()
-        silent = AudioHookClient(http, h.url + PATH)
+        silent = AudioHookClient(h.url + PATH)
         await silent.connect()
         disconnect = await silent.expect("disconnect")
         assert disconnect["parameters"]["reason"] == "error" and "open" in disconnect["parameters"]["info"]
         conversation = str(uuid.uuid4())
-        first = AudioHookClient(http, h.url + PATH)
+        first = AudioHookClient(h.url + PATH)
         await first.connect()
         await first.open(conversation_id=conversation)
-        second = AudioHookClient(http, h.url + PATH)
+        second = AudioHookClient(h.url + PATH)
         await second.connect()
         assert (await second.open(conversation_id=conversation))["type"] == "opened"
         assert h.service.registry.live(f"{conversation}:{second.session_id}") is not None

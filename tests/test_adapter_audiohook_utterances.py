@@ -8,7 +8,6 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-import aiohttp
 import numpy as np
 import pytest
 
@@ -30,8 +29,8 @@ def spans(client: AudioHookClient) -> list[tuple[int, float, float]]:
     return [(t["channelId"], seconds(t["offset"]), seconds(t["duration"])) for t in client.transcripts()]
 
 
-async def start(http: aiohttp.ClientSession, url: str) -> AudioHookClient:
-    client = AudioHookClient(http, url + PATH)
+async def start(url: str) -> AudioHookClient:
+    client = AudioHookClient(url + PATH)
     await client.connect()
     assert (await client.open(conversation_id=str(uuid.uuid4())))["type"] == "opened"
     return client
@@ -51,8 +50,8 @@ def near(actual: tuple[int, float, float], expected: tuple[int, float, float]) -
 
 @pytest.mark.parametrize("language", ["en-US", "zh-CN"])
 async def test_update_mid_speech_ends_the_utterance_there(language: str) -> None:
-    async with running_service(DurationTranscriber(), guidance=False) as h, aiohttp.ClientSession() as http:
-        client = await start(http, h.url)
+    async with running_service(DurationTranscriber(), guidance=False) as h:
+        client = await start(h.url)
         await speak(client, 1.0)
         await client.send("update", {"language": language})  # a changed language, or the same
         await speak(client, 1.0, then_silence_s=1.0)
@@ -63,8 +62,8 @@ async def test_update_mid_speech_ends_the_utterance_there(language: str) -> None
 
 
 async def test_paused_mid_speech_sends_the_transcript_while_paused() -> None:
-    async with running_service(DurationTranscriber(), guidance=False) as h, aiohttp.ClientSession() as http:
-        client = await start(http, h.url)
+    async with running_service(DurationTranscriber(), guidance=False) as h:
+        client = await start(h.url)
         await speak(client, 1.0)
         await client.send("paused", {})
         event = await client.expect("event", timeout=5.0)  # no resume needed to get what was said
@@ -79,8 +78,8 @@ async def test_paused_mid_speech_sends_the_transcript_while_paused() -> None:
 
 
 async def test_discarded_mid_speech_keeps_one_utterance_on_the_position_clock() -> None:
-    async with running_service(DurationTranscriber(), guidance=False) as h, aiohttp.ClientSession() as http:
-        client = await start(http, h.url)
+    async with running_service(DurationTranscriber(), guidance=False) as h:
+        client = await start(h.url)
         await speak(client, 1.0)
         # The client dropped 0.5 s (longer than the pause that ends an utterance): its position moves on.
         client.position_extra += 0.5
@@ -96,8 +95,8 @@ async def test_discarded_mid_speech_keeps_one_utterance_on_the_position_clock() 
 
 
 async def test_pause_and_update_in_silence_split_nothing() -> None:
-    async with running_service(DurationTranscriber(), guidance=False) as h, aiohttp.ClientSession() as http:
-        client = await start(http, h.url)
+    async with running_service(DurationTranscriber(), guidance=False) as h:
+        client = await start(h.url)
         await speak(client, 1.0, then_silence_s=1.0)
         await client.send("update", {"language": "en-US"})
         await client.send("paused", {})

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-import aiohttp
 import numpy as np
 import pytest
 
@@ -112,7 +111,7 @@ async def stream_leg(leg: Leg, samples: np.ndarray) -> None:
 
 
 async def test_two_legs_pair_into_one_call() -> None:
-    async with running_service(DurationTranscriber(), guidance=False) as h, aiohttp.ClientSession() as http:
+    async with running_service(DurationTranscriber(), guidance=False) as h:
         a_id, c_id, call_id = leg_uuids()
         agent = await Leg.connect(h.audiosocket_port, a_id)
         customer = await Leg.connect(h.audiosocket_port, c_id)
@@ -123,7 +122,7 @@ async def test_two_legs_pair_into_one_call() -> None:
         assert await agent.replies() == []  # the server just closes
         await customer.close()  # socket closure ends a leg too
         await wait_ended(h.service, call_id)
-        events = await call_events(http, h.url, call_id)
+        events = await call_events(h.url, call_id)
     finals = [e for e in events if e["type"] == "transcript.final"]
     assert sorted(f["speaker"] for f in finals) == ["agent", "customer"]
     assert next(f for f in finals if f["speaker"] == "customer")["start"] == pytest.approx(0.5, abs=0.25)
@@ -141,7 +140,7 @@ async def test_two_legs_pair_into_one_call() -> None:
 async def test_violation_answers_error_and_hangup_keeps_audio_spares_others(
     bad: bytes, code: str, reply: int
 ) -> None:
-    async with running_service(DurationTranscriber(), guidance=False) as h, aiohttp.ClientSession() as http:
+    async with running_service(DurationTranscriber(), guidance=False) as h:
         _, other_c, other_call = leg_uuids()
         other = await Leg.connect(h.audiosocket_port, other_c)
         a_id, _, call_id = leg_uuids()
@@ -150,12 +149,12 @@ async def test_violation_answers_error_and_hangup_keeps_audio_spares_others(
         await leg.send(bad)
         assert await leg.replies() == [(ERROR, bytes([reply])), (HANGUP, b"")]
         await wait_ended(h.service, call_id)
-        events = await call_events(http, h.url, call_id)
+        events = await call_events(h.url, call_id)
         await stream_leg(other, talk())
         await other.hangup()
         await other.replies()
         await wait_ended(h.service, other_call)
-        other_events = await call_events(http, h.url, other_call)
+        other_events = await call_events(h.url, other_call)
     assert "transcript.final" in kinds(events), "audio before the bad message was lost"
     assert (code, True) in errors(events) and events[-1]["reason"] == "error"
     assert errors(other_events) == [] and "transcript.final" in kinds(other_events)
@@ -177,7 +176,7 @@ async def test_same_leg_twice_and_late_uuid_are_refused() -> None:
 
 
 async def test_listener_stop_finishes_open_calls() -> None:
-    async with running_service(DurationTranscriber(), guidance=False) as h, aiohttp.ClientSession() as http:
+    async with running_service(DurationTranscriber(), guidance=False) as h:
         stream = uuid.UUID(str(uuid.uuid4())[:-1] + "c")
         call_id = str(stream)[:-1] + "0"
         leg = await Leg.connect(h.audiosocket_port, stream)
@@ -185,7 +184,7 @@ async def test_listener_stop_finishes_open_calls() -> None:
         await legs_attached(h.service, call_id, {"customer"})
         await asyncio.sleep(0.2)
         await h.audiosocket.stop()
-        events = await call_events(http, h.url, call_id)
+        events = await call_events(h.url, call_id)
         await leg.close()
     assert [f["speaker"] for f in events if f["type"] == "transcript.final"] == ["customer"]
     assert events[-1]["reason"] == "shutdown"

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import uuid
 
-import aiohttp
 import numpy as np
 import pytest
 
@@ -43,8 +42,8 @@ async def native(h: Harness, call: FixtureCall) -> Outcome:
     return out
 
 
-async def via_twilio(h: Harness, http: aiohttp.ClientSession, call: FixtureCall) -> Outcome:
-    stream = twilio.TwilioStream(http, f"{h.url}/v1/adapters/twilio")
+async def via_twilio(h: Harness, call: FixtureCall) -> Outcome:
+    stream = twilio.TwilioStream(f"{h.url}/v1/adapters/twilio")
     await stream.connect()
     await stream.connected()
     await stream.start(custom={"language": call.language})
@@ -52,22 +51,22 @@ async def via_twilio(h: Harness, http: aiohttp.ClientSession, call: FixtureCall)
     await stream.stop()
     await stream.closed()
     await wait_ended(h.service, stream.call_sid)
-    return outcome(await call_events(http, h.url, stream.call_sid))
+    return outcome(await call_events(h.url, stream.call_sid))
 
 
 async def test_twilio_equals_native() -> None:
     call = load("dev_en_02.8k")
-    async with running_service(ScriptTranscriber(call)) as h, aiohttp.ClientSession() as http:
+    async with running_service(ScriptTranscriber(call)) as h:
         expected = await native(h, call)
-        got = await via_twilio(h, http, call)
+        got = await via_twilio(h, call)
     assert got == expected
 
 
 async def test_audiohook_equals_native_and_sends_the_transcripts_back() -> None:
     call = load("dev_en_02.8k")
-    async with running_service(ScriptTranscriber(call)) as h, aiohttp.ClientSession() as http:
+    async with running_service(ScriptTranscriber(call)) as h:
         expected = await native(h, call)
-        client = audiohook.AudioHookClient(http, f"{h.url}/v1/adapters/audiohook")
+        client = audiohook.AudioHookClient(f"{h.url}/v1/adapters/audiohook")
         await client.connect()
         conversation = str(uuid.uuid4())
         opened = await client.open(conversation_id=conversation, language="en-US")
@@ -75,7 +74,7 @@ async def test_audiohook_equals_native_and_sends_the_transcripts_back() -> None:
         assert opened["parameters"]["media"] == [audiohook.stereo_offers()[0]]
         await client.stream_legs(call.customer, call.agent)
         await client.close()
-        got = outcome(await call_events(http, h.url, conversation))
+        got = outcome(await call_events(h.url, conversation))
     assert got == expected
     # Every final transcript went back to Genesys, on the right channel (external = customer).
     sent = client.transcripts()
@@ -91,10 +90,10 @@ async def test_audiohook_equals_native_and_sends_the_transcripts_back() -> None:
 async def test_freeswitch_stereo_equals_native(fixture: str, rate: int) -> None:
     call = load(fixture)
     assert call.rate == rate
-    async with running_service(ScriptTranscriber(call)) as h, aiohttp.ClientSession() as http:
+    async with running_service(ScriptTranscriber(call)) as h:
         expected = await native(h, call)
         call_id = f"fs-{uuid.uuid4().hex[:8]}"
-        ws = await freeswitch.connect(http, f"{h.url}/v1/adapters/freeswitch", {"mix": "stereo"})
+        ws = await freeswitch.connect(f"{h.url}/v1/adapters/freeswitch", {"mix": "stereo"})
         await freeswitch.send_metadata(
             ws, {"call_id": call_id, "language": call.language, "rate": f"{rate // 1000}k"}
         )
@@ -102,13 +101,13 @@ async def test_freeswitch_stereo_equals_native(fixture: str, rate: int) -> None:
         await freeswitch.stream(ws, [call.customer, call.agent], rate)
         await ws.close()
         await wait_ended(h.service, call_id)
-        got = outcome(await call_events(http, h.url, call_id))
+        got = outcome(await call_events(h.url, call_id))
     assert got == expected
 
 
 async def test_audiosocket_pair_equals_native() -> None:
     call = load("dev_en_02.8k")
-    async with running_service(ScriptTranscriber(call)) as h, aiohttp.ClientSession() as http:
+    async with running_service(ScriptTranscriber(call)) as h:
         expected = await native(h, call)
         call_id = await stream_pair(
             h.audiosocket_port,
@@ -117,7 +116,7 @@ async def test_audiosocket_pair_equals_native() -> None:
             joined=lambda cid: legs_attached(h.service, cid, {"agent", "customer"}),
         )
         await wait_ended(h.service, call_id)
-        got = outcome(await call_events(http, h.url, call_id))
+        got = outcome(await call_events(h.url, call_id))
     assert (got.finals, got.rules, got.signals, got.ended) == (
         expected.finals,
         expected.rules,
@@ -128,8 +127,8 @@ async def test_audiosocket_pair_equals_native() -> None:
 
 async def test_mandarin_call_through_twilio_equals_native() -> None:
     call = load("dev_zh_02.8k")
-    async with running_service(ScriptTranscriber(call)) as h, aiohttp.ClientSession() as http:
+    async with running_service(ScriptTranscriber(call)) as h:
         expected = await native(h, call)
-        got = await via_twilio(h, http, call)
+        got = await via_twilio(h, call)
     assert got == expected
     assert all(np.isfinite(f[2]) for f in got.finals)

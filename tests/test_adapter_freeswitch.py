@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import aiohttp
 import numpy as np
 import pytest
 
@@ -128,15 +127,15 @@ def stereo_talk(rate: int = 8000) -> list[np.ndarray]:
 
 @pytest.mark.parametrize(("mix", "rate"), [("stereo", 8000), ("mono", 16000), ("mixed", 8000)])
 async def test_fork_streams_a_call(mix: str, rate: int) -> None:
-    async with running_service(DurationTranscriber(), guidance=False) as h, aiohttp.ClientSession() as http:
-        ws = await fs.connect(http, h.url + PATH, {"mix": mix, "rate": str(rate)})
+    async with running_service(DurationTranscriber(), guidance=False) as h:
+        ws = await fs.connect(h.url + PATH, {"mix": mix, "rate": str(rate)})
         await fs.send_metadata(ws, {"call_id": f"fs-{mix}", "language": "en", "agent_name": "Ann"})
         channels = stereo_talk(rate) if mix == "stereo" else stereo_talk(rate)[:1]
         await fs.stream(ws, channels, rate)
-        await ws.send_str(json.dumps({"customer_name": "Bo"}))
+        await ws.send(json.dumps({"customer_name": "Bo"}))
         await ws.close()  # the fork stops: close code 1000
         await wait_ended(h.service, f"fs-{mix}")
-        events = await call_events(http, h.url, f"fs-{mix}")
+        events = await call_events(h.url, f"fs-{mix}")
     assert [f["speaker"] for f in events if f["type"] == "transcript.final"] == ["customer"]
     assert events[0]["metadata"]["audio_mix"] == mix and events[0]["sample_rate"] == rate
     assert events[-1]["reason"] == "stop" and events[-1]["duration"] == pytest.approx(2.0, abs=0.01)
@@ -147,19 +146,19 @@ async def test_fork_streams_a_call(mix: str, rate: int) -> None:
     [(b"\x00" * 6, "misaligned_frame", 1007), (b"\x00" * 16004, "message_too_big", 1009)],
 )
 async def test_bad_audio_mid_call_closes_keeps_audio_spares_others(bad: bytes, code: str, close: int) -> None:
-    async with running_service(DurationTranscriber(), guidance=False) as h, aiohttp.ClientSession() as http:
-        good = await fs.connect(http, h.url + PATH)
+    async with running_service(DurationTranscriber(), guidance=False) as h:
+        good = await fs.connect(h.url + PATH)
         await fs.send_metadata(good, {"call_id": "fs-good"})
-        ws = await fs.connect(http, h.url + PATH)
+        ws = await fs.connect(h.url + PATH)
         await fs.send_metadata(ws, {"call_id": "fs-bad"})
         await fs.stream(ws, stereo_talk(), 8000)
-        await ws.send_bytes(bad)
+        await ws.send(bad)
         got, reason = await fs.closed(ws)
-        events = await call_events(http, h.url, "fs-bad")
+        events = await call_events(h.url, "fs-bad")
         await fs.stream(good, stereo_talk(), 8000)
         await good.close()
         await wait_ended(h.service, "fs-good")
-        good_events = await call_events(http, h.url, "fs-good")
+        good_events = await call_events(h.url, "fs-good")
     assert (got, reason.split(":")[0]) == (close, code)
     assert "transcript.final" in kinds(events), "audio before the bad frame was lost"
     assert (code, True) in errors(events) and events[-1]["reason"] == "error"
@@ -169,23 +168,23 @@ async def test_bad_audio_mid_call_closes_keeps_audio_spares_others(bad: bytes, c
 async def test_audio_first_is_refused_and_token_is_required_with_auth() -> None:
     overrides = {"auth.enabled": True, "auth.tenant": "t1"}
     service = running_service(DurationTranscriber(), overrides=overrides, guidance=False)
-    async with service as h, aiohttp.ClientSession() as http:
-        ws = await fs.connect(http, h.url + PATH)
-        await ws.send_bytes(b"\x00" * 640)
+    async with service as h:
+        ws = await fs.connect(h.url + PATH)
+        await ws.send(b"\x00" * 640)
         assert (await fs.closed(ws))[0] == 1008
-        ws = await fs.connect(http, h.url + PATH)
+        ws = await fs.connect(h.url + PATH)
         await fs.send_metadata(ws, {"call_id": "fs-no-token"})
         code, reason = await fs.closed(ws)
         assert (code, reason.split(":")[0]) == (1008, "unauthorized")
         token = issue_token(TEST_SECRET, role="ingest", tenant="t1", sub="fs", calls=["fs-ok"], ttl_s=600)
-        ws = await fs.connect(http, h.url + PATH, {"token": token})
+        ws = await fs.connect(h.url + PATH, {"token": token})
         await fs.send_metadata(ws, {"call_id": "fs-other"})
         code, reason = await fs.closed(ws)
         assert (code, reason.split(":")[0]) == (1008, "forbidden")
-        ws = await fs.connect(http, h.url + PATH)
+        ws = await fs.connect(h.url + PATH)
         await fs.send_metadata(ws, {"call_id": "fs-ok", "token": token})
         await fs.stream(ws, stereo_talk(), 8000)
         await ws.close()
         await wait_ended(h.service, "fs-ok")
-        events = await call_events(http, h.url, "fs-ok", token=token)
+        events = await call_events(h.url, "fs-ok", token=token)
     assert "transcript.final" in kinds(events)

@@ -17,7 +17,6 @@ import asyncio
 from collections.abc import Iterator
 from typing import Any
 
-import aiohttp
 import pytest
 
 from stream.cli.simulate import stream_call
@@ -62,17 +61,16 @@ async def test_twilio_and_native_give_the_same_transcripts_and_rules(
     token = svc.token("ingest")
 
     async def twilio() -> list[dict[str, Any]]:
-        async with aiohttp.ClientSession() as http:
-            stream = TwilioStream(http, f"{svc.ws}/v1/adapters/twilio")
-            await stream.connect()
-            await stream.connected()
-            await stream.start(custom={"token": token, "language": "en"})
-            tracks = {"inbound": call.mulaw("customer"), "outbound": call.mulaw("agent")}
-            await stream.stream(tracks, speed=STREAM_SPEED)
-            await stream.stop()
-            code, reason = await stream.closed(timeout=120)
-            assert code == 1000, reason
-            return await call_events(http, svc.ws, stream.call_sid, token=token, timeout=180)
+        stream = TwilioStream(f"{svc.ws}/v1/adapters/twilio")
+        await stream.connect()
+        await stream.connected()
+        await stream.start(custom={"token": token, "language": "en"})
+        tracks = {"inbound": call.mulaw("customer"), "outbound": call.mulaw("agent")}
+        await stream.stream(tracks, speed=STREAM_SPEED)
+        await stream.stop()
+        code, reason = await stream.closed(timeout=120)
+        assert code == 1000, reason
+        return await call_events(svc.ws, stream.call_sid, token=token, timeout=180)
 
     native, via_twilio = await asyncio.gather(
         stream_call(svc.ws, call.wav, language="en", speed=STREAM_SPEED, token=token), twilio()

@@ -7,7 +7,6 @@ import base64
 import json
 from typing import Any
 
-import aiohttp
 import numpy as np
 import pytest
 
@@ -164,8 +163,8 @@ def speech_then_silence_mulaw() -> bytes:
 
 
 async def test_a_call_streams_and_ends_with_stop() -> None:
-    async with running_service(DurationTranscriber(), guidance=False) as h, aiohttp.ClientSession() as http:
-        s = TwilioStream(http, h.url + PATH)
+    async with running_service(DurationTranscriber(), guidance=False) as h:
+        s = TwilioStream(h.url + PATH)
         await s.connect()
         await s.connected()
         await s.start(custom={"agent_name": "Ann", "language": "en"})
@@ -174,7 +173,7 @@ async def test_a_call_streams_and_ends_with_stop() -> None:
         )
         await s.stop()
         code, _ = await s.closed()
-        events = await call_events(http, h.url, s.call_sid)
+        events = await call_events(h.url, s.call_sid)
     assert code == 1000
     assert kinds(events)[0] == "call.started" and events[0]["metadata"]["agent_name"] == "Ann"
     finals = [e for e in events if e["type"] == "transcript.final"]
@@ -193,23 +192,23 @@ async def test_a_call_streams_and_ends_with_stop() -> None:
 async def test_fatal_error_mid_call_closes_with_code_and_keeps_the_audio(
     bad: dict[str, Any], code: str, close: int
 ) -> None:
-    async with running_service(DurationTranscriber(), guidance=False) as h, aiohttp.ClientSession() as http:
-        good = TwilioStream(http, h.url + PATH)  # a second call, unaffected
+    async with running_service(DurationTranscriber(), guidance=False) as h:
+        good = TwilioStream(h.url + PATH)  # a second call, unaffected
         await good.connect()
         await good.start()
-        s = TwilioStream(http, h.url + PATH)
+        s = TwilioStream(h.url + PATH)
         await s.connect()
         await s.start(tracks=("inbound",))
         await s.stream({"inbound": speech_then_silence_mulaw()})
         await s.send({**bad, "sequenceNumber": s.next_seq(), "streamSid": s.stream_sid})
         got_code, reason = await s.closed()
-        events = await call_events(http, h.url, s.call_sid)
+        events = await call_events(h.url, s.call_sid)
         await good.stream(
             {"inbound": speech_then_silence_mulaw(), "outbound": codecs.encode_mulaw(silence(2.0))}
         )
         await good.stop()
         await good.closed()
-        good_events = await call_events(http, h.url, good.call_sid)
+        good_events = await call_events(h.url, good.call_sid)
     assert (got_code, reason.split(":")[0]) == (close, code)
     assert "transcript.final" in kinds(events), "audio before the bad message was lost"
     assert (code, True) in errors(events)
@@ -219,21 +218,21 @@ async def test_fatal_error_mid_call_closes_with_code_and_keeps_the_audio(
 
 
 async def test_malformed_and_out_of_order_messages_mid_call_are_reported_not_fatal() -> None:
-    async with running_service(DurationTranscriber(), guidance=False) as h, aiohttp.ClientSession() as http:
-        s = TwilioStream(http, h.url + PATH)
+    async with running_service(DurationTranscriber(), guidance=False) as h:
+        s = TwilioStream(h.url + PATH)
         await s.connect()
         await s.start(tracks=("inbound",))
         assert s.ws is not None
-        await s.ws.send_str("{not json")
+        await s.ws.send("{not json")
         await s.send(
             {"event": "media", "sequenceNumber": "1", "streamSid": s.stream_sid, "media": {}}
         )  # stale
         await s.media("inbound", b"\xff" * 160)
-        await s.ws.send_bytes(b"\x00\x01")
+        await s.ws.send(b"\x00\x01")
         await s.stream({"inbound": speech_then_silence_mulaw()})
         await s.stop()
         code, _ = await s.closed()
-        events = await call_events(http, h.url, s.call_sid)
+        events = await call_events(h.url, s.call_sid)
     assert code == 1000
     assert [c for c, fatal in errors(events)] == ["bad_json", "out_of_order", "unexpected_binary"]
     assert not any(fatal for _, fatal in errors(events))
@@ -243,27 +242,27 @@ async def test_malformed_and_out_of_order_messages_mid_call_are_reported_not_fat
 async def test_no_start_times_out_and_vanished_stream_keeps_audio() -> None:
     overrides = {"limits.start_timeout_s": 0.3}
     service = running_service(DurationTranscriber(), overrides=overrides, guidance=False)
-    async with service as h, aiohttp.ClientSession() as http:
-        s = TwilioStream(http, h.url + PATH)
+    async with service as h:
+        s = TwilioStream(h.url + PATH)
         await s.connect()
         code, reason = await s.closed()
         assert (code, reason.split(":")[0]) == (1008, "timeout")
-        s = TwilioStream(http, h.url + PATH)
+        s = TwilioStream(h.url + PATH)
         await s.connect()
         await s.start(tracks=("inbound",))
         await s.stream({"inbound": codecs.encode_mulaw(tone(1.5))})  # still speaking when it drops
         await asyncio.sleep(0.1)
-        assert s.ws is not None and s.ws._response is not None
-        s.ws._response.connection.transport.abort()  # type: ignore[union-attr]
-        events = await call_events(http, h.url, s.call_sid)
+        assert s.ws is not None
+        s.ws.transport.abort()
+        events = await call_events(h.url, s.call_sid)
     assert [e["speaker"] for e in events if e["type"] == "transcript.final"] == ["customer"]
     assert events[-1]["reason"] == "disconnected"
 
 
 async def test_single_track_streams_of_one_call_join() -> None:
-    async with running_service(DurationTranscriber(), guidance=False) as h, aiohttp.ClientSession() as http:
-        inbound = TwilioStream(http, h.url + PATH)
-        outbound = TwilioStream(http, h.url + PATH, call_sid=inbound.call_sid)
+    async with running_service(DurationTranscriber(), guidance=False) as h:
+        inbound = TwilioStream(h.url + PATH)
+        outbound = TwilioStream(h.url + PATH, call_sid=inbound.call_sid)
         await inbound.connect()
         await outbound.connect()
         await inbound.start(tracks=("inbound",))
@@ -276,7 +275,7 @@ async def test_single_track_streams_of_one_call_join() -> None:
         await inbound.closed()
         await outbound.closed()
         await wait_ended(h.service, inbound.call_sid)
-        events = await call_events(http, h.url, inbound.call_sid)
+        events = await call_events(h.url, inbound.call_sid)
     assert sorted(e["speaker"] for e in events if e["type"] == "transcript.final") == ["agent", "customer"]
     assert kinds(events).count("call.ended") == 1
 
@@ -286,23 +285,22 @@ async def test_ingest_token_from_custom_parameter_or_query() -> None:
     async with running_service(DurationTranscriber(), overrides=overrides, guidance=False) as h:
         ingest = issue_token(TEST_SECRET, role="ingest", tenant="t1", sub="twilio", calls=["*"], ttl_s=600)
         agent = issue_token(TEST_SECRET, role="agent", tenant="t1", sub="ann", calls=["x"], ttl_s=600)
-        async with aiohttp.ClientSession() as http:
-            refused = TwilioStream(http, h.url + PATH)
-            await refused.connect()
-            await refused.start()
-            assert (await refused.closed())[0] == 1008
-            wrong_role = TwilioStream(http, h.url + PATH)
-            await wrong_role.connect()
-            await wrong_role.start(custom={"token": agent})
-            code, reason = await wrong_role.closed()
-            assert (code, reason.split(":")[0]) == (1008, "forbidden")
-            for params, custom in (({}, {"token": ingest}), ({"token": ingest}, {})):
-                s = TwilioStream(http, h.url + PATH)
-                await s.connect(params)
-                await s.start(tracks=("inbound",), custom=custom)
-                await s.stream({"inbound": speech_then_silence_mulaw()})
-                await s.stop()
-                assert (await s.closed())[0] == 1000
-                events = await call_events(http, h.url, s.call_sid, token=ingest)
-                assert "transcript.final" in kinds(events)
-                assert "token" not in events[0]["metadata"]
+        refused = TwilioStream(h.url + PATH)
+        await refused.connect()
+        await refused.start()
+        assert (await refused.closed())[0] == 1008
+        wrong_role = TwilioStream(h.url + PATH)
+        await wrong_role.connect()
+        await wrong_role.start(custom={"token": agent})
+        code, reason = await wrong_role.closed()
+        assert (code, reason.split(":")[0]) == (1008, "forbidden")
+        for params, custom in (({}, {"token": ingest}), ({"token": ingest}, {})):
+            s = TwilioStream(h.url + PATH)
+            await s.connect(params)
+            await s.start(tracks=("inbound",), custom=custom)
+            await s.stream({"inbound": speech_then_silence_mulaw()})
+            await s.stop()
+            assert (await s.closed())[0] == 1000
+            events = await call_events(h.url, s.call_sid, token=ingest)
+            assert "transcript.final" in kinds(events)
+            assert "token" not in events[0]["metadata"]

@@ -23,10 +23,12 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-import aiohttp
 import numpy as np
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed
 
 from stream.audio import codecs
+from stream.cli.wsclient import open_ws
 
 SIGNED_COMPONENTS = (
     "@request-target",
@@ -67,7 +69,6 @@ def sign(
 
 @dataclass
 class AudioHookClient:
-    http: aiohttp.ClientSession
     url: str
     api_key: str = "replay-api-key-0123456789"
     client_secret: bytes | None = None
@@ -79,7 +80,7 @@ class AudioHookClient:
     samples_sent: int = 0  # per channel, at 8 kHz
     position_extra: float = 0.0  # discarded seconds the position includes
     received: list[dict[str, Any]] = field(default_factory=list)
-    ws: aiohttp.ClientWebSocketResponse | None = None
+    ws: ClientConnection | None = None
     selected: dict[str, Any] | None = None
     _inbox: asyncio.Queue[dict[str, Any] | None] = field(default_factory=asyncio.Queue)
     _reader: asyncio.Task[None] | None = None
@@ -98,18 +99,19 @@ class AudioHookClient:
         return headers
 
     async def connect(self, headers: dict[str, str] | None = None) -> None:
-        self.ws = await self.http.ws_connect(self.url, headers=headers or self.headers(), max_msg_size=0)
+        self.ws = await open_ws(self.url, headers=headers or self.headers(), max_size=None)
         self._reader = asyncio.create_task(self._read())
 
     async def _read(self) -> None:
         assert self.ws is not None
-        async for msg in self.ws:
-            if msg.type != aiohttp.WSMsgType.TEXT:
-                break
-            data = json.loads(msg.data)
-            self.serverseq = max(self.serverseq, int(data.get("seq", 0)))
-            self.received.append(data)
-            await self._inbox.put(data)
+        with contextlib.suppress(ConnectionClosed):
+            async for message in self.ws:
+                if not isinstance(message, str):
+                    break
+                data = json.loads(message)
+                self.serverseq = max(self.serverseq, int(data.get("seq", 0)))
+                self.received.append(data)
+                await self._inbox.put(data)
         await self._inbox.put(None)
 
     async def next(self, timeout: float = 10.0) -> dict[str, Any] | None:
@@ -158,7 +160,7 @@ class AudioHookClient:
     async def send(self, kind: str, parameters: dict[str, Any], **override: Any) -> dict[str, Any]:
         assert self.ws is not None
         msg = self.message(kind, parameters, **override)
-        await self.ws.send_str(json.dumps(msg))
+        await self.ws.send(json.dumps(msg))
         return msg
 
     async def open(
@@ -197,7 +199,7 @@ class AudioHookClient:
 
     async def audio(self, data: bytes, samples: int) -> None:
         assert self.ws is not None
-        await self.ws.send_bytes(data)
+        await self.ws.send(data)
         self.samples_sent += samples
 
     async def stream_legs(

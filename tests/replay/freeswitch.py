@@ -12,32 +12,29 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-import aiohttp
 import numpy as np
+from websockets.asyncio.client import ClientConnection
+
+from stream.cli.wsclient import open_ws
+from tests.replay.closing import until_closed
 
 
-async def connect(
-    http: aiohttp.ClientSession, url: str, query: Mapping[str, str] | None = None
-) -> aiohttp.ClientWebSocketResponse:
-    return await http.ws_connect(url, params=dict(query or {}))
+async def connect(url: str, query: Mapping[str, str] | None = None) -> ClientConnection:
+    return await open_ws(url, params=query)
 
 
-async def send_metadata(ws: aiohttp.ClientWebSocketResponse, metadata: Mapping[str, Any]) -> None:
-    await ws.send_str(json.dumps(dict(metadata)))
+async def send_metadata(ws: ClientConnection, metadata: Mapping[str, Any]) -> None:
+    await ws.send(json.dumps(dict(metadata)))
 
 
-async def stream(
-    ws: aiohttp.ClientWebSocketResponse, channels: list[np.ndarray], rate: int, frame_ms: int = 20
-) -> None:
+async def stream(ws: ClientConnection, channels: list[np.ndarray], rate: int, frame_ms: int = 20) -> None:
     """Interleave ``channels`` (int16) and send them as ``frame_ms`` frames of L16."""
     step = rate * frame_ms // 1000
     interleaved = np.stack(channels, axis=1)
     for i in range(0, len(interleaved), step):
-        await ws.send_bytes(interleaved[i : i + step].astype("<i2").tobytes())
+        await ws.send(interleaved[i : i + step].astype("<i2").tobytes())
 
 
-async def closed(ws: aiohttp.ClientWebSocketResponse, timeout: float = 10.0) -> tuple[int | None, str]:
-    msg = await ws.receive(timeout=timeout)
-    while msg.type in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
-        msg = await ws.receive(timeout=timeout)
-    return ws.close_code, msg.extra if isinstance(msg.extra, str) else ""
+async def closed(ws: ClientConnection, timeout: float = 10.0) -> tuple[int | None, str]:
+    """Wait for the service to close; (close code, close reason)."""
+    return await until_closed(ws, timeout)

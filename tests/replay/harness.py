@@ -12,6 +12,7 @@ native endpoint and each adapter can be compared event for event.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import tempfile
@@ -22,14 +23,15 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import aiohttp
 import numpy as np
 from aiohttp import web
+from websockets.exceptions import ConnectionClosed
 
 from assist.engine import GuidanceEngine
 from assist.playbook import load_playbook
 from stream.asr.base import AsrRequest, AsrResult
 from stream.audio.resample import StreamResampler
+from stream.cli.wsclient import open_ws
 from stream.ingest.audiosocket import AudioSocketServer
 from stream.live.pipeline import AsrPlan, Services
 from stream.settings import load_settings
@@ -179,20 +181,21 @@ async def running_service(
 
 
 async def call_events(
-    http: aiohttp.ClientSession, url: str, call_id: str, *, token: str | None = None, timeout: float = 30.0
+    url: str, call_id: str, *, token: str | None = None, timeout: float = 30.0
 ) -> list[dict[str, Any]]:
     """All events of a call (replayed from the start), up to ``call.ended``."""
     params = {"since": "0", **({"token": token} if token else {})}
 
     async def read() -> list[dict[str, Any]]:
         events: list[dict[str, Any]] = []
-        async with http.ws_connect(f"{url}/v1/calls/{call_id}/events", params=params) as ws:
-            async for msg in ws:
-                if msg.type != aiohttp.WSMsgType.TEXT:
-                    break
-                events.append(json.loads(msg.data))
-                if events[-1]["type"] == "call.ended":
-                    break
+        async with open_ws(f"{url}/v1/calls/{call_id}/events", params=params) as ws:
+            with contextlib.suppress(ConnectionClosed):  # a refused or cut stream ends the list
+                async for message in ws:
+                    if not isinstance(message, str):
+                        break
+                    events.append(json.loads(message))
+                    if events[-1]["type"] == "call.ended":
+                        break
         return events
 
     return await asyncio.wait_for(read(), timeout)

@@ -17,7 +17,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import aiohttp
+from websockets.asyncio.client import ClientConnection
+
+from stream.cli.wsclient import open_ws
+from tests.replay.closing import until_closed
 
 
 def sid(prefix: str) -> str:
@@ -26,21 +29,20 @@ def sid(prefix: str) -> str:
 
 @dataclass
 class TwilioStream:
-    http: aiohttp.ClientSession
     url: str
     call_sid: str = field(default_factory=lambda: sid("CA"))
     stream_sid: str = field(default_factory=lambda: sid("MZ"))
     account_sid: str = field(default_factory=lambda: sid("AC"))
     seq: int = 0
     chunks: dict[str, int] = field(default_factory=dict)
-    ws: aiohttp.ClientWebSocketResponse | None = None
+    ws: ClientConnection | None = None
 
     async def connect(self, params: Mapping[str, str] | None = None) -> None:
-        self.ws = await self.http.ws_connect(self.url, params=dict(params or {}))
+        self.ws = await open_ws(self.url, params=params)
 
     async def send(self, message: Mapping[str, Any]) -> None:
         assert self.ws is not None
-        await self.ws.send_str(json.dumps(message))
+        await self.ws.send(json.dumps(message))
 
     def next_seq(self) -> str:
         self.seq += 1
@@ -117,8 +119,4 @@ class TwilioStream:
     async def closed(self, timeout: float = 10.0) -> tuple[int | None, str]:
         """Wait for the server to close; (close code, close reason)."""
         assert self.ws is not None
-        msg = await self.ws.receive(timeout=timeout)
-        while msg.type in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
-            msg = await self.ws.receive(timeout=timeout)
-        reason = msg.extra if isinstance(msg.extra, str) else ""
-        return self.ws.close_code, reason
+        return await until_closed(self.ws, timeout)
