@@ -78,7 +78,8 @@ async def stream_call(
         "metadata": dict(metadata or {}),
     }
     async with await _connect(f"{base_url}/v1/ingest", params, max_size=None) as ingest:
-        await ingest.send(json.dumps(start, ensure_ascii=False))
+        with contextlib.suppress(ConnectionClosed):  # refused before start: the answer is still queued
+            await ingest.send(json.dumps(start, ensure_ascii=False))
         first = await _first_answer(ingest)
         result.ingest_messages.append(first)
         if first.get("type") != "started":
