@@ -116,7 +116,7 @@ CHECK_IDS = (
 
 
 class CallInfo(Protocol):
-    """What the review needs to know about a call; ``stream.store.db.CallRecord`` satisfies it."""
+    """What the review needs to know about a call; ``stream.store.CallRecord`` satisfies it."""
 
     @property
     def call_id(self) -> str: ...

@@ -1,7 +1,7 @@
 """Post-call review commands: ``review``, ``calls list`` and ``analyze``.
 
 ``review`` and ``calls list`` read the call store the service writes (``--store URL``, else the
-settings' ``store_url()``; see :mod:`stream.store.db`).  They never create one: a missing SQLite file is
+settings' ``store_url()``; see :mod:`stream.store`).  They never create one: a missing SQLite file is
 reported, since an empty store created by a typo in a path would look like "no calls".
 
 ``calls list`` prints one row per call, newest first::
@@ -101,7 +101,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _open_existing_store(url: str) -> Any:
-    from stream.store.db import open_store
+    from stream.store import open_store
 
     if not url.startswith(("postgresql://", "postgres://")):
         path = url[len("sqlite:") :] if url.startswith("sqlite:") else url
@@ -182,7 +182,7 @@ def _iso(ts: float | None) -> str | None:
 
 
 def call_row(record: Any) -> dict[str, Any]:
-    """One ``stream.store.db.CallRecord`` as the ``--json`` object (shape in the module docstring)."""
+    """One ``stream.store.CallRecord`` as the ``--json`` object (shape in the module docstring)."""
     return {
         "call_id": record.call_id,
         "tenant": record.tenant,
