@@ -278,15 +278,16 @@ class WarningsInForce(Generic[T]):
     def __init__(self) -> None:
         self._standing: dict[WarningKey, tuple[ComplianceWarning, T]] = {}
 
-    def apply(self, body: EventBody, item: T) -> None:
-        """Fold one event body in; ``item`` is kept when ``body`` is a warning that stands."""
-        if isinstance(body, ComplianceRetracted):
-            self._standing.pop(warning_key(body), None)
-        elif isinstance(body, ComplianceWarning):
-            key = warning_key(body)
-            held = self._standing.get(key)
-            if held is None or (held[0].partial and not body.partial):
-                self._standing[key] = (body, item)
+    def add(self, warning: ComplianceWarning, item: T) -> None:
+        """A warning raised; ``item`` is what the caller keeps for it, if it stands."""
+        key = warning_key(warning)
+        held = self._standing.get(key)
+        if held is None or (held[0].partial and not warning.partial):
+            self._standing[key] = (warning, item)
+
+    def retract(self, retraction: ComplianceRetracted) -> None:
+        """A warning withdrawn (one never raised, or already withdrawn, is no error)."""
+        self._standing.pop(warning_key(retraction), None)
 
     def items(self) -> list[T]:
         """The items of the warnings in force, oldest first."""
@@ -301,5 +302,8 @@ def warnings_in_force(events: Iterable[Event]) -> list[Event]:
     first."""
     fold: WarningsInForce[Event] = WarningsInForce()
     for e in events:
-        fold.apply(e.body, e)
+        if isinstance(e.body, ComplianceWarning):
+            fold.add(e.body, e)
+        elif isinstance(e.body, ComplianceRetracted):
+            fold.retract(e.body)
     return fold.items()

@@ -613,7 +613,7 @@ def test_a_stored_call_is_reviewed_from_the_store(store: Store) -> None:
     store.end_call("rv", status="ended", ended_at=T0 + 9.0)
     call = store.get_call("rv")
     assert call is not None
-    report = build_report(call, store.events("rv"))
+    report = build_report(call, store.events("rv")).as_dict()
     assert report["call"]["duration"] == 9.0 and report["call"]["agent"] == "林雨桐"
     assert [(f["rule"], f["start"], f["utterance"]) for f in report["findings"]] == [
         ("abusive_language", 6.0, 2)

@@ -116,9 +116,7 @@ def _open_existing_store(url: str) -> Any:
 
 
 def cmd_review(args: argparse.Namespace) -> int:
-    from assist.masking import DEFAULT_POLICY
-    from assist.review.html import render_html
-    from assist.review.report import build_report
+    from assist.review import build_report, render_html
 
     settings = _settings(args)
     fmt = args.format or ("html" if (args.output or "").lower().endswith((".html", ".htm")) else "json")
@@ -127,8 +125,8 @@ def cmd_review(args: argparse.Namespace) -> int:
         if call is None:
             raise ReviewCliError(f"no call {args.call_id} in the store")
         events = store.events(args.call_id)
-    report = build_report(call, events, masking=DEFAULT_POLICY if settings.store.masking else None)
-    text = render_html(report) if fmt == "html" else json.dumps(report, ensure_ascii=False, indent=1) + "\n"
+    report = build_report(call, events)
+    text = render_html(report) if fmt == "html" else report.to_json(indent=1) + "\n"
     if args.output and args.output != "-":
         try:
             Path(args.output).write_text(text, encoding="utf-8")

@@ -79,7 +79,7 @@ from assist.events import (
     Speaker,
     TranscriptFinal,
 )
-from assist.masking import DEFAULT_POLICY, mask_text
+from assist.masking import mask_text
 from assist.review.html import render_html
 from assist.review.report import REPORT_SCHEMA, SEVERITY_ORDER, CallFacts, build_report
 from stream.audio.wavfile import WavAudio, WavError, read_wav
@@ -374,7 +374,7 @@ class Analyzer:
             status="ended",
             duration=round(rec.duration, 3),
         )
-        report = build_report(facts, events, masking=DEFAULT_POLICY if self.settings.store.masking else None)
+        report = build_report(facts, events).as_dict()  # events were masked by replay(masking=...)
         return Analysis(report, events, utterances, rec.duration, time.perf_counter() - t0)
 
 
