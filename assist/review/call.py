@@ -114,6 +114,10 @@ class ReviewedCall:
             return None
         return Evidence(quote=quote if quote is not None else turn.text, time=round(turn.start, 3))
 
+    def signal_evidence(self, s: Signal) -> Evidence | None:
+        """A customer signal as evidence: its own quote, at its turn."""
+        return self.evidence(s.turn, s.quote or None)
+
     # -- reading the events
 
     def _turns(self, events: Sequence[Event]) -> list[Turn]:

@@ -7,6 +7,7 @@ call's language); the order and meaning are documented in :mod:`assist.review.re
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from assist.review.call import ReviewedCall, Turn
 from assist.review.model import CHECK_IDS, SEVERITY_ORDER, CheckItem, Evidence
@@ -26,14 +27,17 @@ OPENING_AGENT_TURNS = 3  # the agent must name self and company within the first
 ALLOWED_HOURS: Mapping[str, tuple[int, int]] = {"US": (8, 21), "CN": (8, 22)}  # local [from, to)
 
 
-def _item(r: ReviewedCall, cid: str, status: str, evidence: Evidence | None, detail: str) -> CheckItem:
+def _item(
+    r: ReviewedCall, cid: str, status: str, evidence: Evidence | None, detail: str, **kw: Any
+) -> CheckItem:
+    """The item ``cid`` with its one-line ``detail`` (a key of ``DETAILS``, filled in with ``kw``)."""
     return CheckItem(
         id=cid,
         n=CHECK_IDS.index(cid) + 1,
         title=say(TITLES, cid, r.lang),
         status=status,
         evidence=evidence,
-        detail=detail,
+        detail=say(DETAILS, detail, r.lang, **kw),
     )
 
 
@@ -49,45 +53,23 @@ def check_identity(r: ReviewedCall) -> CheckItem:
         until = min(later) if later else len(r.turns)
         told = next((d for d in debt if tp.index < d.index < until), None)
         if told is not None:
-            return _item(
-                r,
-                cid,
-                "fail",
-                r.evidence(told),
-                say(DETAILS, "third_party_told", r.lang, t2=mmss(told.start)),
-            )
+            return _item(r, cid, "fail", r.evidence(told), "third_party_told", t2=mmss(told.start))
     if not debt:
-        return _item(r, cid, "pass", r.evidence(confirm), say(DETAILS, "debt_never", r.lang))
+        return _item(r, cid, "pass", r.evidence(confirm), "debt_never")
     first = debt[0]
     if confirm is None:
-        return _item(
-            r,
-            cid,
-            "fail",
-            r.evidence(first),
-            say(DETAILS, "debt_no_id", r.lang, t2=mmss(first.start)),
-        )
+        return _item(r, cid, "fail", r.evidence(first), "debt_no_id", t2=mmss(first.start))
     if confirm.index > first.index:
-        return _item(
-            r,
-            cid,
-            "fail",
-            r.evidence(first),
-            say(DETAILS, "debt_before_id", r.lang, t2=mmss(first.start)),
-        )
+        return _item(r, cid, "fail", r.evidence(first), "debt_before_id", t2=mmss(first.start))
     return _item(
-        r,
-        cid,
-        "pass",
-        r.evidence(confirm),
-        say(DETAILS, "debt_after_id", r.lang, t1=mmss(confirm.start), t2=mmss(first.start)),
+        r, cid, "pass", r.evidence(confirm), "debt_after_id", t1=mmss(confirm.start), t2=mmss(first.start)
     )
 
 
 def check_identified(r: ReviewedCall) -> CheckItem:
     cid = "agent_identified"
     if r.first_signal("third_party") and not r.first_signal("confirm_identity"):
-        return _item(r, cid, "not_applicable", None, say(DETAILS, "third_party_only", r.lang))
+        return _item(r, cid, "not_applicable", None, "third_party_only")
     opening = r.agent_turns()[:OPENING_AGENT_TURNS]
     named = next((t for t in opening if names_self(t.text, str(r.meta.get("agent_name") or ""))), None)
     company = next((t for t in opening if names_company(t.text, str(r.meta.get("company") or ""))), None)
@@ -99,31 +81,23 @@ def check_identified(r: ReviewedCall) -> CheckItem:
     if missing:
         what = ("、" if r.lang == "zh" else ", ").join(say(WORDS, k, r.lang) for k in missing)
         first = opening[0] if opening else None
-        return _item(r, cid, "fail", r.evidence(first), say(DETAILS, "ident_missing", r.lang, what=what))
-    return _item(r, cid, "pass", r.evidence(named), say(DETAILS, "ident_ok_us" if us else "ident_ok", r.lang))
+        return _item(r, cid, "fail", r.evidence(first), "ident_missing", what=what)
+    return _item(r, cid, "pass", r.evidence(named), "ident_ok_us" if us else "ident_ok")
 
 
 def check_hours(r: ReviewedCall) -> CheckItem:
     cid = "allowed_hours"
     tz = str(r.meta.get("borrower_timezone") or "").strip()
     if not tz:
-        return _item(r, cid, "not_applicable", None, say(DETAILS, "no_tz", r.lang))
+        return _item(r, cid, "not_applicable", None, "no_tz")
     local = r.local_start()
     if local is None:
-        return _item(r, cid, "not_applicable", None, say(DETAILS, "bad_tz", r.lang, tz=tz))
+        return _item(r, cid, "not_applicable", None, "bad_tz", tz=tz)
     lo, hi = ALLOWED_HOURS[r.jurisdiction]
     ok = lo * 60 <= local.hour * 60 + local.minute < hi * 60
-    detail = say(
-        DETAILS,
-        "hours",
-        r.lang,
-        local=local.strftime("%Y-%m-%d %H:%M"),
-        tz=tz,
-        j=r.jurisdiction,
-        lo=lo,
-        hi=hi,
-    )
-    return _item(r, cid, "pass" if ok else "fail", None, detail)
+    when = local.strftime("%Y-%m-%d %H:%M")
+    status = "pass" if ok else "fail"
+    return _item(r, cid, status, None, "hours", local=when, tz=tz, j=r.jurisdiction, lo=lo, hi=hi)
 
 
 def check_hardship(r: ReviewedCall) -> CheckItem:
@@ -132,15 +106,9 @@ def check_hardship(r: ReviewedCall) -> CheckItem:
     asked = r.first_signal("request_plan")
     promise = r.first_signal("promise_to_pay")
     if not (hardship or asked or promise):
-        return _item(r, cid, "not_applicable", None, say(DETAILS, "no_hardship", r.lang))
+        return _item(r, cid, "not_applicable", None, "no_hardship")
     if hardship and not hardship.handled:
-        return _item(
-            r,
-            cid,
-            "fail",
-            r.evidence(hardship.turn, hardship.quote or None),
-            say(DETAILS, "no_empathy", r.lang, t=mmss(hardship.time)),
-        )
+        return _item(r, cid, "fail", r.signal_evidence(hardship), "no_empathy", t=mmss(hardship.time))
     need = [s for s in (hardship, asked) if s is not None]
     if need:
         since = min(s.time for s in need)
@@ -154,13 +122,7 @@ def check_hardship(r: ReviewedCall) -> CheckItem:
         )
         if offered is None:
             first = min(need, key=lambda s: s.time)
-            return _item(
-                r,
-                cid,
-                "fail",
-                r.evidence(first.turn, first.quote or None),
-                say(DETAILS, "no_options", r.lang, t=mmss(since)),
-            )
+            return _item(r, cid, "fail", r.signal_evidence(first), "no_options", t=mmss(since))
     good: Turn | None = hardship.handler if hardship else None
     if promise is not None:
         recap = next(
@@ -172,13 +134,7 @@ def check_hardship(r: ReviewedCall) -> CheckItem:
             None,
         )
         if recap is None:
-            return _item(
-                r,
-                cid,
-                "fail",
-                r.evidence(promise.turn, promise.quote or None),
-                say(DETAILS, "no_recap", r.lang, t=mmss(promise.time)),
-            )
+            return _item(r, cid, "fail", r.signal_evidence(promise), "no_recap", t=mmss(promise.time))
         yes = next(
             (
                 t
@@ -190,15 +146,9 @@ def check_hardship(r: ReviewedCall) -> CheckItem:
             None,
         )
         if yes is None:
-            return _item(
-                r,
-                cid,
-                "fail",
-                r.evidence(recap),
-                say(DETAILS, "no_yes", r.lang, t=mmss(recap.start)),
-            )
+            return _item(r, cid, "fail", r.evidence(recap), "no_yes", t=mmss(recap.start))
         good = recap
-    return _item(r, cid, "pass", r.evidence(good), say(DETAILS, "hardship_ok", r.lang))
+    return _item(r, cid, "pass", r.evidence(good), "hardship_ok")
 
 
 def check_requests(r: ReviewedCall) -> CheckItem:
@@ -206,7 +156,7 @@ def check_requests(r: ReviewedCall) -> CheckItem:
     kinds = ("dispute", "cease_contact", "lawyer")
     present = [k for k in kinds if r.first_signal(k)]
     if not present:
-        return _item(r, cid, "not_applicable", None, say(DETAILS, "no_requests", r.lang))
+        return _item(r, cid, "not_applicable", None, "no_requests")
     handlers: list[Turn] = []
     for k in present:
         occurrences = [s for s in r.signals if s.signal == k]
@@ -214,36 +164,24 @@ def check_requests(r: ReviewedCall) -> CheckItem:
         if done is None:
             s = occurrences[0]
             what = say(WORDS, k, r.lang)
-            return _item(
-                r,
-                cid,
-                "fail",
-                r.evidence(s.turn, s.quote or None),
-                say(DETAILS, "request_missed", r.lang, what=what, t=mmss(s.time)),
-            )
+            return _item(r, cid, "fail", r.signal_evidence(s), "request_missed", what=what, t=mmss(s.time))
         if done.handler is not None:
             handlers.append(done.handler)
     what = ("、" if r.lang == "zh" else ", ").join(say(WORDS, k, r.lang) for k in present)
     first = min(handlers, key=lambda t: t.start) if handlers else None
-    return _item(r, cid, "pass", r.evidence(first), say(DETAILS, "requests_ok", r.lang, what=what))
+    return _item(r, cid, "pass", r.evidence(first), "requests_ok", what=what)
 
 
 def check_findings(r: ReviewedCall) -> CheckItem:
     cid = "no_violations"
     if not r.findings:
-        return _item(r, cid, "pass", None, say(DETAILS, "clean", r.lang))
+        return _item(r, cid, "pass", None, "clean")
     rank = {s: i for i, s in enumerate(SEVERITY_ORDER)}
     worst = min(r.findings, key=lambda f: (rank.get(f.severity, len(rank)), f.start))
     counts = r.severity_counts()
     sep = "，" if r.lang == "zh" else ", "
     text = sep.join(f"{say(WORDS, s, r.lang)} {counts[s]}" for s in SEVERITY_ORDER if counts[s])
-    return _item(
-        r,
-        cid,
-        "fail",
-        Evidence(quote=worst.quote, time=worst.start),
-        say(DETAILS, "findings", r.lang, counts=text),
-    )
+    return _item(r, cid, "fail", Evidence(quote=worst.quote, time=worst.start), "findings", counts=text)
 
 
 def checklist(r: ReviewedCall) -> tuple[CheckItem, ...]:
