@@ -181,8 +181,7 @@ class SqlStore(Store):
         row = self._run(lambda c: c.execute(sql).fetchone(), write=False)
         return int(row[0]) if row and row[0] is not None else 0
 
-    # -- masking
-    # -- masking
+    # -- metadata masking (event text arrives masked from the utterance step)
 
     def _mask_metadata(self, metadata: Mapping[str, Any], language: str) -> dict[str, Any]:
         return mask_metadata(metadata, language, self._masking)
