@@ -33,7 +33,7 @@ from stream.asr.models import (
     default_checkpoint_path,
     resolve_model,
 )
-from stream.files import atomic_writer
+from stream.files import atomic_writer, write_atomic
 
 SUPPORTED_BINARY_VERSIONS = range(4, 7)  # the variable layout above; 1-3 stored item sizes, not dtypes
 WHISPER_SPEC_NAME = "WhisperSpec"
@@ -314,5 +314,5 @@ def cached_openai_checkpoint(name_or_path: str, cache_dir: Path) -> Path:
     started = time.perf_counter()
     export_openai_whisper(resolved, dest)
     record = {**stamp, "export_s": round(time.perf_counter() - started, 2)}  # for the curious operator
-    sidecar.write_text(json.dumps(record, indent=1), encoding="utf-8")
+    write_atomic(sidecar, json.dumps(record, indent=1))
     return dest
