@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal, TypeAlias
+from typing import Any, ClassVar, Generic, Literal, TypeAlias, TypeVar
 
 Speaker: TypeAlias = Literal["agent", "customer"]
 SPEAKERS: tuple[Speaker, ...] = ("agent", "customer")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -250,3 +251,59 @@ def event_from_dict(data: Mapping[str, Any]) -> Event:
         return Event(call_id=str(data["call_id"]), seq=int(data["seq"]), ts=float(data["ts"]), body=body)
     except (KeyError, TypeError, ValueError) as exc:
         raise EventFormatError(f"{kind}: {exc}") from exc
+
+
+# -- compliance warnings in force -------------------------------------------------------------------
+
+WarningKey: TypeAlias = tuple[str, str]
+
+
+def warning_key(body: ComplianceWarning | ComplianceRetracted) -> WarningKey:
+    """``(utterance_id, rule)``: the name a retraction gives the warning it withdraws (an utterance
+    raises a rule at most once, so the pair names one warning)."""
+    return (body.utterance_id, body.rule)
+
+
+class WarningsInForce(Generic[T]):
+    """The call's compliance warnings still in force, folded one event at a time.
+
+    Written once because every view of a call (the store's finding counts, the review, the supervisor
+    feed, the tests) must agree on it: a ``compliance.retracted`` withdraws the warning with its
+    utterance and rule; a warning from the final transcript supersedes one raised from a partial for
+    the same utterance and rule; otherwise the first stands, so a re-sent event changes nothing.
+    Each warning carries whatever item its caller keeps for it (the event, a summary...), held in
+    the order the warnings were first raised.
+    """
+
+    def __init__(self) -> None:
+        self._standing: dict[WarningKey, tuple[ComplianceWarning, T]] = {}
+
+    def add(self, warning: ComplianceWarning, item: T) -> None:
+        """A warning raised; ``item`` is what the caller keeps for it, if it stands."""
+        key = warning_key(warning)
+        held = self._standing.get(key)
+        if held is None or (held[0].partial and not warning.partial):
+            self._standing[key] = (warning, item)
+
+    def retract(self, retraction: ComplianceRetracted) -> None:
+        """A warning withdrawn (one never raised, or already withdrawn, is no error)."""
+        self._standing.pop(warning_key(retraction), None)
+
+    def items(self) -> list[T]:
+        """The items of the warnings in force, oldest first."""
+        return [item for _, item in self._standing.values()]
+
+    def __len__(self) -> int:
+        return len(self._standing)
+
+
+def warnings_in_force(events: Iterable[Event]) -> list[Event]:
+    """The warning events of a call log still in force (rules in :class:`WarningsInForce`), oldest
+    first."""
+    fold: WarningsInForce[Event] = WarningsInForce()
+    for e in events:
+        if isinstance(e.body, ComplianceWarning):
+            fold.add(e.body, e)
+        elif isinstance(e.body, ComplianceRetracted):
+            fold.retract(e.body)
+    return fold.items()

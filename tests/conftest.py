@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from playwright.async_api import Browser, async_playwright
 
+from assist.events import ComplianceRetracted, ComplianceWarning, event_from_dict, warnings_in_force
 from stream.auth import Role, issue_token
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -56,16 +57,13 @@ class RunningService:
 
 
 def standing_warnings(events: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    """The call's compliance warnings still in force, oldest first: a ``compliance.retracted``
-    withdraws the warning with its utterance and rule (what counts and last_warning follow)."""
-    standing: dict[tuple[str, str], Mapping[str, Any]] = {}
-    for e in events:
-        key = (str(e.get("utterance_id")), str(e.get("rule")))
-        if e["type"] == "compliance.warning":
-            standing[key] = e
-        elif e["type"] == "compliance.retracted":
-            standing.pop(key, None)
-    return list(standing.values())
+    """The call's compliance warnings still in force, oldest first (``assist.events.warnings_in_force``
+    over the wire form): a ``compliance.retracted`` withdraws the warning with its utterance and rule
+    (what counts and last_warning follow)."""
+    kinds = (ComplianceWarning.TYPE, ComplianceRetracted.TYPE)
+    pairs = [(event_from_dict(e), e) for e in events if e["type"] in kinds]  # holds every parsed event
+    wire = {id(parsed): e for parsed, e in pairs}
+    return [wire[id(w)] for w in warnings_in_force(parsed for parsed, _ in pairs)]
 
 
 def write_config(path: Path, settings: Mapping[str, Any]) -> None:

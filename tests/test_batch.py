@@ -275,7 +275,7 @@ class StubAnalyzer(Analyzer):
         if rec.name == self.fail_on:
             raise self.exc
         facts = CallFacts(rec.name, started_at, rec.language, rec.metadata, duration=rec.duration)
-        return Analysis(build_report(facts, []), [], [], rec.duration, 0.01)
+        return Analysis(build_report(facts, []).as_dict(), [], [], rec.duration, 0.01)
 
 
 @pytest.fixture

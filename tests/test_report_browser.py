@@ -40,7 +40,7 @@ from assist.events import (
 from assist.review.html import LABELS
 from stream.cli.main import main
 from stream.settings import load_settings
-from stream.store.db import Store, open_store
+from stream.store import Store, open_store
 from stream.web.review import review_format, review_response
 from tests.conftest import load_script
 

@@ -25,6 +25,7 @@ from assist.events import (
     SuggestionItem,
     TranscriptFinal,
 )
+from assist.masking import mask
 from assist.review.html import render_html
 from assist.review.report import CallFacts, build_report
 
@@ -103,7 +104,7 @@ class Script:
         call = CallFacts(
             self.call_id, started_at, self.language, metadata or {}, duration=kw.pop("duration", None)
         )
-        return build_report(call, self.events, **kw)
+        return build_report(call, self.events, **kw).as_dict()
 
 
 def check(report: dict[str, Any], cid: str) -> dict[str, Any]:
@@ -168,7 +169,7 @@ def test_report_shape_is_the_documented_one_and_json_serialisable() -> None:
 
 
 def test_empty_call_still_reports() -> None:
-    r = build_report(CallFacts("empty", T0, "en", status="interrupted"), [])
+    r = build_report(CallFacts("empty", T0, "en", status="interrupted"), []).as_dict()
     assert r["utterances"] == [] and r["findings"] == [] and r["stage_timeline"] == []
     assert r["talk_time"] == {"agent_s": 0.0, "customer_s": 0.0, "agent_share": None}
     assert r["call"]["status"] == "interrupted"
@@ -561,13 +562,19 @@ def test_talk_time_interruptions_and_silences() -> None:
 
 
 def test_report_text_is_masked() -> None:
+    """Personal data is masked once, upstream (the utterance step), before anything is stored or
+    shown: the report shows the stored text as it is, neither masking it again nor unmasking it."""
+    raw_text = "我的手机是幺三八零零一三八零零零"
     s = Script("zh")
-    s.customer("我的手机是幺三八零零一三八零零零", "confirm_identity")
+    s.customer(mask(raw_text, language="zh"), "confirm_identity")
     r = s.report()
     assert r["utterances"][0]["text"] == "我的手机是[电话 ****8000]"
-    assert r["signals"][0]["quote"].startswith("我的手机是[电话 ****")  # a 7-digit cut after a phone word
-    raw = s.report(masking=None)
-    assert raw["utterances"][0]["text"] == "我的手机是幺三八零零一三八零零零"
+    assert r["signals"][0]["quote"] == "我的手机是[电话 ****8000]"[:12]  # the quote as stored
+    # a quote cut after a phone word still has its 7 digits masked upstream
+    assert mask(raw_text[:12], language="zh").startswith("我的手机是[电话 ****")
+    raw = Script("zh")
+    raw.customer(raw_text, "confirm_identity")  # a deployment with masking turned off
+    assert raw.report()["utterances"][0]["text"] == "我的手机是幺三八零零一三八零零零"
 
 
 # ------------------------------------------------------------------------------------------ fixtures
@@ -595,7 +602,7 @@ def test_fixture_calls(name: str) -> None:
     start = T0 + 3 * 3600 if data["language"] == "en" else T0  # 10:00 New York, 20:00 Shanghai
     r = build_report(
         CallFacts(name, start, data["language"], {"borrower_timezone": tz}), fixture_events(data)
-    )
+    ).as_dict()
     # every labeled violation at its turn, and nothing on a compliant turn
     expected = sorted((i, rule) for i, t in enumerate(data["turns"]) for rule in t["rules"])
     assert sorted((f["utterance"], f["rule"]) for f in r["findings"]) == expected

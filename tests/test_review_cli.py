@@ -33,9 +33,10 @@ from assist.events import (
     SuggestionItem,
     TranscriptFinal,
 )
+from assist.masking import mask
 from stream.cli.main import main
 from stream.settings import load_settings
-from stream.store.db import Store, open_store
+from stream.store import Store, open_store
 from stream.web.review import not_found_text, review_format, review_response
 
 PG_ADMIN_URL = os.environ.get("CALLASSIST_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -81,6 +82,7 @@ class CallWriter:
         self.n += 1
         uid = f"u{self.n}"
         end = start + 3.0
+        text = mask(text, language=self.language)  # as the utterance step does, before anything is stored
         who = "agent" if speaker == "agent" else "customer"
         self.emit(TranscriptFinal(who, uid, text, self.language, start, end, 120.0), end)  # type: ignore[arg-type]
         if stage:

@@ -27,7 +27,7 @@ import pytest
 
 from stream.audio.wavfile import read_wav
 from stream.cli.simulate import ReceivedEvent, stream_call
-from stream.store.db import open_store
+from stream.store import open_store
 from tests.conftest import FIXTURES, start_service, stop_service
 
 pytestmark = pytest.mark.model

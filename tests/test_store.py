@@ -37,8 +37,8 @@ from assist.events import (
     TranscriptFinal,
     TranscriptPartial,
 )
-from stream.store.db import (
-    _MIGRATIONS,
+from assist.masking import mask
+from stream.store import (
     SCHEMA_VERSION,
     PostgresStore,
     Store,
@@ -46,6 +46,7 @@ from stream.store.db import (
     UnknownCallError,
     open_store,
 )
+from stream.store.sql import MIGRATIONS
 
 REPO = Path(__file__).resolve().parent.parent
 PG_ADMIN_URL = os.environ.get("CALLASSIST_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -330,6 +331,12 @@ def test_a_retracted_warning_stays_in_the_log_but_no_longer_counts(store: Store)
 
 
 def test_personal_data_is_masked_before_it_is_written(store_url: str) -> None:
+    """Metadata is masked by the store; event text arrives masked from the utterance step (masked
+    once, upstream) and is stored as consumers saw it."""
+
+    def upstream(text: str) -> str:
+        return mask(text, language="zh")
+
     with open_store(store_url) as store:
         store.create_call(
             "c1",
@@ -345,7 +352,7 @@ def test_personal_data_is_masked_before_it_is_written(store_url: str) -> None:
         )
         store.append_events(
             [
-                ev("c1", 1, final("我的手机是幺三八零零一三八零零零，欠款八千七百元")),
+                ev("c1", 1, final(upstream("我的手机是幺三八零零一三八零零零，欠款八千七百元"))),
                 ev(
                     "c1",
                     2,
@@ -353,7 +360,7 @@ def test_personal_data_is_masked_before_it_is_written(store_url: str) -> None:
                         utterance_id="u1",
                         signal="confirm_identity",
                         score=0.9,
-                        quote="身份证11010519491231002X",
+                        quote=upstream("身份证11010519491231002X"),
                     ),
                 ),
             ]
@@ -436,7 +443,7 @@ def test_many_fresh_sqlite_files_opened_by_racing_nodes_never_report_locked(tmp_
 def _apply_v1_by_hand(url: str) -> None:
     pg = url.startswith("postgresql://")
     real, bigint = ("DOUBLE PRECISION", "BIGINT") if pg else ("REAL", "INTEGER")
-    statements = [s.format(real=real, bigint=bigint) for s in _MIGRATIONS[1]]
+    statements = [s.format(real=real, bigint=bigint) for s in MIGRATIONS[1]]
     statements.append(f"CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at {real})")
     statements.append("INSERT INTO schema_version VALUES (1, 0)")
     statements.append(
@@ -508,7 +515,7 @@ def test_closed_store_refuses_work(store_url: str) -> None:
 _CHILD = """
 import sys, time
 from assist.events import Event, TranscriptFinal
-from stream.store.db import open_store
+from stream.store import open_store
 
 store = open_store(sys.argv[1])
 store.create_call("killed", tenant="t", started_at=time.time(), language="zh", metadata={}, node="node-k")
@@ -606,7 +613,7 @@ def test_a_stored_call_is_reviewed_from_the_store(store: Store) -> None:
     store.end_call("rv", status="ended", ended_at=T0 + 9.0)
     call = store.get_call("rv")
     assert call is not None
-    report = build_report(call, store.events("rv"))
+    report = build_report(call, store.events("rv")).as_dict()
     assert report["call"]["duration"] == 9.0 and report["call"]["agent"] == "林雨桐"
     assert [(f["rule"], f["start"], f["utterance"]) for f in report["findings"]] == [
         ("abusive_language", 6.0, 2)

@@ -25,7 +25,7 @@ from stream.auth import Role, issue_token, verify_token
 from stream.cli.main import main as cli_main
 from stream.live.pipeline import AsrPlan, Services
 from stream.settings import load_settings
-from stream.store.db import open_store
+from stream.store import open_store
 from stream.web.pages import MAX_SUMMARY_RATE_HZ, startup_lines
 from stream.web.server import Service
 from tests.test_server_ingest import FakeTranscriber, pcm16, send_audio, silence, start_frame, stereo, tone

@@ -17,9 +17,7 @@ where ``str`` is a u16 byte length (counting a trailing NUL), the UTF-8 bytes an
 from __future__ import annotations
 
 import json
-import os
 import struct
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +33,7 @@ from stream.asr.models import (
     default_checkpoint_path,
     resolve_model,
 )
+from stream.files import atomic_writer, write_atomic
 
 SUPPORTED_BINARY_VERSIONS = range(4, 7)  # the variable layout above; 1-3 stored item sizes, not dtypes
 WHISPER_SPEC_NAME = "WhisperSpec"
@@ -275,18 +274,8 @@ def export_openai_whisper(ct2_model_dir: Path, dest: Path) -> Path:
         "model_state_dict": {k: torch.from_numpy(np.ascontiguousarray(a)) for k, a in state.items()},
     }
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(checkpoint, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, dest)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_writer(dest, mode=0o644) as fh:
+        torch.save(checkpoint, fh)
     return dest
 
 
@@ -325,5 +314,5 @@ def cached_openai_checkpoint(name_or_path: str, cache_dir: Path) -> Path:
     started = time.perf_counter()
     export_openai_whisper(resolved, dest)
     record = {**stamp, "export_s": round(time.perf_counter() - started, 2)}  # for the curious operator
-    sidecar.write_text(json.dumps(record, indent=1), encoding="utf-8")
+    write_atomic(sidecar, json.dumps(record, indent=1))
     return dest

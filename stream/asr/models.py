@@ -15,13 +15,13 @@ import fcntl
 import hashlib
 import importlib.util
 import json
-import os
 import shutil
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Literal, TextIO
+from typing import Literal, TextIO
+
+from stream.files import atomic_writer
 
 COPY_CHUNK_BYTES = 4 * 1024 * 1024  # streaming unit for joining and hashing; keeps memory flat
 MANIFEST_NAME = "callassist-model.json"  # written last: its presence marks a complete cache folder
@@ -253,32 +253,6 @@ def _cache_is_sound(spec: ModelSpec, folder: Path) -> bool:
     return all((folder / c.dest).is_file() for c in source.companions)
 
 
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-@contextlib.contextmanager
-def _atomic_writer(dest: Path) -> Iterator[BinaryIO]:
-    """Write to a temporary file beside ``dest`` and rename it in only once complete and synced."""
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-    tmp = Path(tmp_name)
-    try:
-        os.fchmod(fd, CACHE_FILE_MODE)  # mkstemp makes 0600; other users of a shared cache must read it
-        with os.fdopen(fd, "wb") as fh:
-            yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, dest)
-        _fsync_dir(dest.parent)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 @contextlib.contextmanager
 def _folder_lock(folder: Path) -> Iterator[None]:
     """Serialise assembly between processes (e.g. the server and a `models verify` run)."""
@@ -304,12 +278,12 @@ def _assemble(spec: ModelSpec, source: ModelSource, folder: Path) -> None:
         if stale.is_file() and (stale.name in ours or leftover_tmp):
             stale.unlink()
     for path, dest in companions:
-        with _atomic_writer(folder / dest) as out, path.open("rb") as src:
+        with atomic_writer(folder / dest, mode=CACHE_FILE_MODE) as out, path.open("rb") as src:
             shutil.copyfileobj(src, out, COPY_CHUNK_BYTES)
     digest = hashlib.sha256()
     size = 0
     try:
-        with _atomic_writer(folder / MODEL_FILE) as out:
+        with atomic_writer(folder / MODEL_FILE, mode=CACHE_FILE_MODE) as out:
             for part in parts:
                 with part.open("rb") as src:
                     while chunk := src.read(COPY_CHUNK_BYTES):
@@ -332,7 +306,7 @@ def _assemble(spec: ModelSpec, source: ModelSource, folder: Path) -> None:
         "size": source.size,
         "sha256": source.sha256,
     }
-    with _atomic_writer(folder / MANIFEST_NAME) as out:
+    with atomic_writer(folder / MANIFEST_NAME, mode=CACHE_FILE_MODE) as out:
         out.write(json.dumps(manifest, indent=1).encode("utf-8"))
 
 

@@ -66,7 +66,7 @@ async def _serve(settings: Settings, *, config: str | None = None) -> int:
     from aiohttp import web
 
     from stream.live.pipeline import build_services
-    from stream.store.db import open_store
+    from stream.store import open_store
     from stream.web.pages import RedactingAccessLogger, base_url, startup_lines
     from stream.web.server import Service
 

@@ -1,7 +1,7 @@
 """Post-call review commands: ``review``, ``calls list`` and ``analyze``.
 
 ``review`` and ``calls list`` read the call store the service writes (``--store URL``, else the
-settings' ``store_url()``; see :mod:`stream.store.db`).  They never create one: a missing SQLite file is
+settings' ``store_url()``; see :mod:`stream.store`).  They never create one: a missing SQLite file is
 reported, since an empty store created by a typo in a path would look like "no calls".
 
 ``calls list`` prints one row per call, newest first::
@@ -101,7 +101,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _open_existing_store(url: str) -> Any:
-    from stream.store.db import open_store
+    from stream.store import open_store
 
     if not url.startswith(("postgresql://", "postgres://")):
         path = url[len("sqlite:") :] if url.startswith("sqlite:") else url
@@ -116,9 +116,7 @@ def _open_existing_store(url: str) -> Any:
 
 
 def cmd_review(args: argparse.Namespace) -> int:
-    from assist.masking import DEFAULT_POLICY
-    from assist.review.html import render_html
-    from assist.review.report import build_report
+    from assist.review import build_report, render_html
 
     settings = _settings(args)
     fmt = args.format or ("html" if (args.output or "").lower().endswith((".html", ".htm")) else "json")
@@ -127,8 +125,8 @@ def cmd_review(args: argparse.Namespace) -> int:
         if call is None:
             raise ReviewCliError(f"no call {args.call_id} in the store")
         events = store.events(args.call_id)
-    report = build_report(call, events, masking=DEFAULT_POLICY if settings.store.masking else None)
-    text = render_html(report) if fmt == "html" else json.dumps(report, ensure_ascii=False, indent=1) + "\n"
+    report = build_report(call, events)
+    text = render_html(report) if fmt == "html" else report.to_json(indent=1) + "\n"
     if args.output and args.output != "-":
         try:
             Path(args.output).write_text(text, encoding="utf-8")
@@ -182,7 +180,7 @@ def _iso(ts: float | None) -> str | None:
 
 
 def call_row(record: Any) -> dict[str, Any]:
-    """One ``stream.store.db.CallRecord`` as the ``--json`` object (shape in the module docstring)."""
+    """One ``stream.store.CallRecord`` as the ``--json`` object (shape in the module docstring)."""
     return {
         "call_id": record.call_id,
         "tenant": record.tenant,

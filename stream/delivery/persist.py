@@ -16,7 +16,7 @@ import asyncio
 import logging
 
 from assist.events import CallEnded, CallStarted, Event, TranscriptPartial
-from stream.store.db import Store
+from stream.store import Store
 
 log = logging.getLogger(__name__)
 

@@ -57,14 +57,11 @@ import contextlib
 import csv
 import dataclasses
 import datetime as dt
-import functools
 import hashlib
 import io
 import json
 import logging
-import os
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -79,10 +76,11 @@ from assist.events import (
     Speaker,
     TranscriptFinal,
 )
-from assist.masking import DEFAULT_POLICY, mask_text
+from assist.masking import mask_text
 from assist.review.html import render_html
 from assist.review.report import REPORT_SCHEMA, SEVERITY_ORDER, CallFacts, build_report
 from stream.audio.wavfile import WavAudio, WavError, read_wav
+from stream.files import write_atomic
 from stream.settings import SUPPORTED_LANGUAGES, Settings
 
 if TYPE_CHECKING:
@@ -374,7 +372,7 @@ class Analyzer:
             status="ended",
             duration=round(rec.duration, 3),
         )
-        report = build_report(facts, events, masking=DEFAULT_POLICY if self.settings.store.masking else None)
+        report = build_report(facts, events).as_dict()  # events were masked by replay(masking=...)
         return Analysis(report, events, utterances, rec.duration, time.perf_counter() - t0)
 
 
@@ -434,30 +432,6 @@ def replay(
 
 
 # ------------------------------------------------------------------------------------- outputs
-
-
-@functools.cache
-def _umask() -> int:
-    """The process umask, read once: os.umask can only be read by setting it."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write via a temp file in the same folder and rename, so a reader never sees half a file."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a shared QA folder wants the usual mode
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 def read_report(path: Path) -> dict[str, Any] | None:

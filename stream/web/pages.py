@@ -54,7 +54,7 @@ from typing import TYPE_CHECKING, Any, cast
 from aiohttp import WSCloseCode, hdrs, web
 from aiohttp.abc import AbstractAccessLogger
 
-from assist.events import CallEnded, ComplianceRetracted, ComplianceWarning, Event
+from assist.events import CallEnded, ComplianceRetracted, ComplianceWarning, Event, WarningsInForce
 from stream.auth import Action, AuthError, Claims, Role, authorize, issue_token, token_from, verify_token
 from stream.settings import Settings
 
@@ -234,8 +234,8 @@ class _Tracked:
     """A live call as the feed sees it: what a summary needs beyond the session."""
 
     session: CallSession
-    # warnings in force, oldest first, keyed by (utterance_id, rule): a retraction removes one
-    standing: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    # warnings in force, oldest first, as last_warning shows them: a retraction removes one
+    standing: WarningsInForce[dict[str, Any]] = field(default_factory=WarningsInForce)
     last_sent: float = -math.inf
     timer: asyncio.TimerHandle | None = None
 
@@ -318,17 +318,20 @@ class LiveFeed:
             self._ended.pop(call_id, None)
         body = event.body if event is not None else None
         if isinstance(body, ComplianceWarning) and event is not None:
-            tracked.standing[(body.utterance_id, body.rule)] = {
-                "utterance_id": body.utterance_id,
-                "rule": body.rule,
-                "severity": body.severity,
-                "quote": body.quote,
-                "ts": event.ts,
-            }
+            tracked.standing.add(
+                body,
+                {
+                    "utterance_id": body.utterance_id,
+                    "rule": body.rule,
+                    "severity": body.severity,
+                    "quote": body.quote,
+                    "ts": event.ts,
+                },
+            )
         if isinstance(body, ComplianceRetracted):
             # withdrawn: the newest warning still in force takes its place; the counts drop
             # with it (CallGuide state)
-            tracked.standing.pop((body.utterance_id, body.rule), None)
+            tracked.standing.retract(body)
         if isinstance(body, CallEnded):
             self._end(tracked, body)
             return
@@ -409,9 +412,7 @@ class LiveFeed:
             "duration": round(session.duration, 1),
             "stage": state.get("stage"),
             "warnings": {sev: int(counts.get(sev, 0)) for sev in SEVERITIES},
-            "last_warning": dict(next(reversed(tracked.standing.values())))
-            if tracked and tracked.standing
-            else None,
+            "last_warning": dict(tracked.standing.items()[-1]) if tracked and tracked.standing else None,
         }
 
     def snapshot(self) -> list[dict[str, Any]]:

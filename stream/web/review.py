@@ -18,11 +18,12 @@ no-store``; the HTML page runs no script and loads nothing, and its Content-Secu
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from typing import Any
 
 from aiohttp import web
+
+from assist.review import Report, build_report, render_html
 
 log = logging.getLogger(__name__)
 
@@ -62,10 +63,8 @@ async def review_response(service: Any, call_id: str, fmt: str) -> web.Response:
         return web.Response(
             status=503, text="this service keeps no call store, so there are no reviews", headers=_HEADERS
         )
-    settings = getattr(service, "settings", None)
-    masking = bool(getattr(getattr(settings, "store", None), "masking", True))
     try:
-        report = await asyncio.to_thread(_build, store, call_id, masking)
+        report = await asyncio.to_thread(_build, store, call_id)
     except Exception:
         log.exception("review of %s failed", call_id)
         return web.Response(status=503, text="the call store is unavailable; try again", headers=_HEADERS)
@@ -73,13 +72,11 @@ async def review_response(service: Any, call_id: str, fmt: str) -> web.Response:
         return web.Response(status=404, text=not_found_text(call_id), headers=_HEADERS)
     if fmt == "json":
         return web.Response(
-            text=json.dumps(report, ensure_ascii=False),
+            text=report.to_json(),
             content_type="application/json",
             charset="utf-8",
             headers=_HEADERS,
         )
-    from assist.review.html import render_html
-
     html = await asyncio.to_thread(render_html, report)
     return web.Response(
         text=html,
@@ -89,11 +86,8 @@ async def review_response(service: Any, call_id: str, fmt: str) -> web.Response:
     )
 
 
-def _build(store: Any, call_id: str, masking: bool) -> dict[str, Any] | None:
-    from assist.masking import DEFAULT_POLICY
-    from assist.review.report import build_report
-
+def _build(store: Any, call_id: str) -> Report | None:
     call = store.get_call(call_id)
     if call is None:
         return None
-    return build_report(call, store.events(call_id), masking=DEFAULT_POLICY if masking else None)
+    return build_report(call, store.events(call_id))

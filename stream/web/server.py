@@ -47,7 +47,7 @@ from stream.live.calls import CallHandle, CallManager, CallRejected
 from stream.live.pipeline import Services
 from stream.live.session import CallParams, CallSession
 from stream.settings import Settings
-from stream.store.db import Store
+from stream.store import Store
 from stream.web.pages import (
     Gate,
     LiveFeed,
