@@ -39,6 +39,7 @@ import numpy as np
 from assist.encoders import ExemplarSet
 from assist.linemodel import softmax
 from assist.playbook import Rule
+from assist.thresholds import Thresholds
 
 # Clause boundaries: sentence ends and commas in both scripts; a "." or "," between
 # digits is part of a number ("2.5", "2,400"), not a boundary.
@@ -259,32 +260,6 @@ VIOLATION = "violation"
 COMPLIANT = "compliant"
 
 
-@dataclass(frozen=True)
-class ComplianceLimits:
-    """The similarity side's thresholds, calibrated together (see ``assist.engine.Thresholds``).
-
-    The defaults switch each optional guard off, so a checker built with only the three required
-    limits behaves as plain nearest-example matching.
-    """
-
-    sim_min: float  # a violation example must be at least this similar
-    margin: float  # ... and this much closer than the nearest compliant sentence
-    top_k: int  # neighbours averaged per rule
-    selector_min: float = 0.0  # a score just above sim_min needs the rule selector this sure
-    sim_sure: float = 0.0  # above this similarity the selector is not consulted
-    selector_sure: float = 0.0
-    selector_override_min: float = 0.0  # the selector may overrule the nearest example's rule from here
-    knn_keep_margin: float = 1.0  # ... otherwise that rule stands only on this clear a margin
-    selector_confident: float = 1.01  # selector and nearest example agree this surely:
-    confident_sim_min: float = 1.0  # ... then this lower similarity floor
-    confident_margin: float = 1.0  # ... and this lower margin apply
-    compliant_veto: float = 1.0  # a whole line this much closer to compliant vetoes clause findings
-    detector_min: float = 1.01  # the whole-line violation detector fires from here
-    detector_gap: float = 0.0
-    detector_selector_min: float = 0.0
-    detector_sim_min: float = 0.0
-
-
 class ComplianceChecker:
     """Hybrid checker over one playbook's rules; similarity sets are per language."""
 
@@ -293,7 +268,7 @@ class ComplianceChecker:
         rules: Sequence[Rule],
         violations: dict[str, ExemplarSet],
         compliant: dict[str, ExemplarSet],
-        limits: ComplianceLimits,
+        limits: Thresholds,
         *,
         selector: SoftmaxModel | None = None,
         detector: SoftmaxModel | None = None,
@@ -334,7 +309,7 @@ class ComplianceChecker:
             if rows.size == 0:
                 continue
             s = sims[rows]
-            k = min(self.limits.top_k, s.size)
+            k = min(self.limits.compliance_top_k, s.size)
             top = np.partition(s, s.size - k)[s.size - k :]
             score = float(top.mean())
             if score > best_score:
@@ -343,17 +318,21 @@ class ComplianceChecker:
         ok_sims = ok.vectors @ vector
         if skip_compliant is not None:
             ok_sims[[i for i, lab in enumerate(ok.labels) if lab == skip_compliant]] = -1.0
-        k = min(self.limits.top_k, ok_sims.size)
+        k = min(self.limits.compliance_top_k, ok_sims.size)
         ok_score = float(np.partition(ok_sims, ok_sims.size - k)[ok_sims.size - k :].mean()) if k else -1.0
         return best_rule, best_score, best_idx, ok_score
 
     def _learned_violation(self, vector: np.ndarray, gap: float, confidence: float) -> bool:
         """Whether the learned violation-vs-compliant model alone calls this clause a violation."""
         lim = self.limits
-        if self.detector is None or gap < lim.detector_gap or confidence < lim.detector_selector_min:
+        if (
+            self.detector is None
+            or gap < lim.compliance_detector_gap
+            or confidence < lim.compliance_detector_selector_min
+        ):
             return False
         p = self.detector.probabilities(vector[None, :])[0]
-        return float(p[self.detector.classes.index(VIOLATION)]) >= self.limits.detector_min
+        return float(p[self.detector.classes.index(VIOLATION)]) >= self.limits.compliance_detector_min
 
     def _knn_violation(
         self, score: float, gap: float, chosen: str, rid: str, confidence: float, extra_margin: float
@@ -363,19 +342,24 @@ class ComplianceChecker:
         # selector) are strong evidence, so such a clause needs a lower floor and a smaller
         # margin over the compliant sentences: implicit violations ("别插嘴，今天就按我说的办")
         # sit close to calm lines on topic.
-        if chosen == rid and confidence >= self.limits.selector_confident:
-            if score < self.limits.confident_sim_min or gap < self.limits.confident_margin + extra_margin:
+        if chosen == rid and confidence >= self.limits.compliance_selector_confident:
+            if (
+                score < self.limits.compliance_confident_sim_min
+                or gap < self.limits.compliance_confident_margin + extra_margin
+            ):
                 return False
-        elif score < self.limits.sim_min or gap < self.limits.margin + extra_margin:
+        elif score < self.limits.compliance_sim_min or gap < self.limits.compliance_margin + extra_margin:
             return False
         if self.selector is None:
             return True
         # Similarity said "a violation"; the selector must be able to say which rule.  Between
         # the floor and ``sim_sure`` the nearest example alone is weak evidence (garbled ASR,
         # short proposals); the selector must then be sure of the rule.
-        if confidence < self.limits.selector_min:
+        if confidence < self.limits.compliance_selector_min:
             return False
-        return not (score < self.limits.sim_sure and confidence < self.limits.selector_sure)
+        return not (
+            score < self.limits.compliance_sim_sure and confidence < self.limits.compliance_selector_sure
+        )
 
     def _nearest_of(self, vector: np.ndarray, language: str, rule_id: str, default: int) -> int:
         """Index of the violation example of ``rule_id`` nearest to ``vector`` (the evidence)."""
@@ -411,7 +395,7 @@ class ComplianceChecker:
         # ("孩子生病住院，您一个人扛着确实太辛苦了") is compliant, whatever one of its clauses sits near.
         whole = text.strip()
         if len(scored) > 1 and any(
-            c.text == whole and sc[3] - sc[1] >= self.limits.compliant_veto for c, _, sc in scored
+            c.text == whole and sc[3] - sc[1] >= self.limits.compliance_compliant_veto for c, _, sc in scored
         ):
             return self.in_order(found.values())
         # Two passes: the nearest examples first; the learned violation model only when nothing
@@ -476,7 +460,9 @@ class ComplianceChecker:
                 # examples do not clearly disagree: the selector names the rule.
                 if len(scored) > 1 and clause.text != text.strip():
                     continue
-                if score < self.limits.detector_sim_min or not self._learned_violation(vec, gap, confidence):
+                if score < self.limits.compliance_detector_sim_min or not self._learned_violation(
+                    vec, gap, confidence
+                ):
                     continue
                 if chosen != rid and chosen in self.by_id:
                     candidates.append(chosen)
@@ -486,8 +472,8 @@ class ComplianceChecker:
             elif self.selector is not None and chosen != rid:
                 # Overruling the nearest example's rule needs a selector that is fairly sure; when
                 # it is not, the nearest example's rule stands only on a clear margin.
-                if confidence < self.limits.selector_override_min:
-                    if gap < self.limits.knn_keep_margin:
+                if confidence < self.limits.compliance_selector_override:
+                    if gap < self.limits.compliance_knn_keep_margin:
                         continue
                 elif chosen in self.by_id:
                     candidates.append(chosen)

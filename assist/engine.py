@@ -5,11 +5,7 @@ encoder, the exemplar embeddings); ``CallGuide`` holds what one call has seen
 and turns each transcript into guidance events.  Everything here is
 synchronous: the caller decides which thread runs it.
 
-Thresholds are named constants calibrated on the tune split of
-bench/data/guidance_eval.jsonl and on our own dev set (now prompts/labelled.jsonl, which the
-line models train on) and fresh batches (bench/data/guidance_holdout.jsonl)
-(``bench/guidance_eval.py --calibrate`` / ``--data``); the held-out test split is
-only read as summary figures.  ``Thresholds`` lets the bench try other values.
+The thresholds are declared once, with how they were calibrated, in assist/thresholds.py.
 """
 
 from __future__ import annotations
@@ -28,7 +24,6 @@ from assist.compliance import (
     VIOLATION,
     Clause,
     ComplianceChecker,
-    ComplianceLimits,
     Finding,
     SoftmaxModel,
     normalize_asr,
@@ -58,76 +53,12 @@ from assist.playbook import NO_STAGE_LABEL, SAMPLE_SLOT_VALUES, LabelledLine, Pl
 from assist.signals import NEUTRAL_CUSTOMER, NO_SIGNAL, SignalDetector, SignalHit
 from assist.stages import NEUTRAL_AGENT, NO_STAGE, StageClassifier
 from assist.suggest import CallState, Pick, Suggester, call_slots, note_agent_stage, note_signals
+from assist.thresholds import Thresholds
 
 log = logging.getLogger(__name__)
 
-# Calibrated with the USE encoder on the tune split AND on our own dev set
-# (prompts/labelled.jsonl, written from the domain notes; --data), because the tune split
-# alone was saturated and over-fitted; the held-out test split is only read as summary figures.
-# Every setting was also checked against the fixture calls' compliant turns and the suggestion
-# lines (none may be withheld): a false warning mid-call costs the agent more than a miss.
-# With the broader playbook and the rule selector the floor came down from 0.53 to 0.45; the
-# weak band just above it is guarded by COMPLIANCE_SIM_SURE / COMPLIANCE_SELECTOR_SURE below.
-COMPLIANCE_SIM_MIN = 0.45  # nearest-violation similarity a paraphrase needs at least
-COMPLIANCE_MARGIN = 0.06  # ...and how much closer than the nearest compliant sentence
-COMPLIANCE_TOP_K = 1
-# A paraphrase whose rule the selector cannot name with at least this probability is too
-# ambiguous to warn about (swept on tune + own dev set; it keeps compliant suggestion lines
-# such as "You're entitled to make a complaint..." from being read as a violation).
-COMPLIANCE_SELECTOR_MIN = 0.3
-# Between COMPLIANCE_SIM_MIN and this, the nearest example alone is weak evidence (garbled ASR,
-# short proposal lines near a threat): the selector must then give the rule at least
-# COMPLIANCE_SELECTOR_SURE.  Overruling the nearest example's rule needs COMPLIANCE_SELECTOR_OVERRIDE;
-# below that the nearest example's own rule stands only on a margin of COMPLIANCE_KNN_KEEP_MARGIN.
-COMPLIANCE_SIM_SURE = 0.48
-COMPLIANCE_SELECTOR_SURE = 0.55
-COMPLIANCE_SELECTOR_OVERRIDE = 0.45
-COMPLIANCE_KNN_KEEP_MARGIN = 0.15
-# When the selector names the same rule as the nearest example with at least
-# COMPLIANCE_SELECTOR_CONFIDENT, the floor and margin drop to the two values after it (swept on
-# tune + own dev set dev..dev14; the stage-like-line margin still applies on top).
-COMPLIANCE_SELECTOR_CONFIDENT = 0.6
-COMPLIANCE_CONFIDENT_SIM_MIN = 0.42
-COMPLIANCE_CONFIDENT_MARGIN = 0.04
-# A line whose whole wording is at least this much closer to a compliant sentence than to any
-# violation gets no similarity finding from one of its clauses.
-COMPLIANCE_COMPLIANT_VETO = 0.2
-# A softmax model trained on all violation examples against all compliant sentences (both
-# languages) generalises beyond the nearest example to a clause's attitude.  When it gives a clause
-# at least COMPLIANCE_DETECTOR_MIN and the nearest compliant sentence is not more than
-# -COMPLIANCE_DETECTOR_GAP closer than the nearest violation, the clause is a violation of the
-# selector's rule.
-COMPLIANCE_DETECTOR_MIN = 0.89
-COMPLIANCE_DETECTOR_GAP = 0.0
-COMPLIANCE_DETECTOR_SELECTOR_MIN = 0.3  # ...and the selector must name the rule this surely
-COMPLIANCE_DETECTOR_SIM_MIN = 0.0  # a floor on the nearest violation (0.38..0.42 only cost recall on dev)
-COMPLIANCE_DETECTOR_L2 = 1e-4  # a sharper model than the rule selector's (swept 1e-4..3e-3)
-COMPLIANCE_STAGE_MARGIN = 0.04  # extra similarity margin when the line's stage keywords match
-STAGE_TOP_K = 5
-STAGE_MIN = 0.25  # below this an utterance fits no stage
-STAGE_KEYWORD_BOOST = 0.08  # keyword priors settle near-ties between stages
-STAGE_CHANGE_MIN = 0.30  # a stage change needs at least this confidence
-# Weight of the embedding-only stage model's probability added to each stage's nearest-example
-# score.  Since the line models choose the reported stage, this nearest-example stage only decides
-# whether a line's own wording does a stage's job (COMPLIANCE_STAGE_MARGIN).  Swept 0..0.2 on tune
-# and our dev splits when it still chose the stage: 0.1 helped the newest splits most.
-STAGE_MODEL_WEIGHT = 0.1
-SIGNAL_TOP_K = 2
-SIGNAL_MIN = 0.45
-SIGNAL_MULTI_GAP = 0.0  # a second signal is reported when within this of the best...
-SIGNAL_SECOND_MIN = 0.70  # ...or when it is this strong on its own ("I lost my job, can I pay in parts?")
-SIGNAL_KEYWORD_BOOST = 0.30
-SIGNAL_NONE_MARGIN = 0.0  # the best signal must beat the neutral back-channel examples by this
-
-# The learned line models (assist/linemodel.py) add what patterns and nearest examples missed.
-# Chosen on a fresh batch of lines written after the models (dev16, bench/data/guidance_dev.md):
-# a rule the model is this sure of is added to a line's findings...
-LINE_RULE_ADD = 0.4
-# ...and a line nothing else flagged is a violation when the model is this sure it breaks some
-# rule and names the rules (each at LINE_RULE_ALONE or more): "breaks something" with no rule
-# standing out was mostly a calm line on a touchy topic ("You're ninety days behind...").
-LINE_VIOLATION_MIN = 0.3
-LINE_RULE_ALONE = 0.3
+# The violation-vs-compliant detector is a sharper model than the rule selector's (swept 1e-4..3e-3).
+COMPLIANCE_DETECTOR_L2 = 1e-4
 
 # ComplianceRetracted.reason when the final transcript no longer breaks the rule.
 RETRACTED_NOT_IN_FINAL = "not in the final transcript"
@@ -141,62 +72,6 @@ AGENT_CONFIRMS_IDENTITY = re.compile(
 )
 _CJK = re.compile(r"[\u3400-\u9fff]")
 _LATIN = re.compile(r"[A-Za-z]{2,}")
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    compliance_sim_min: float = COMPLIANCE_SIM_MIN
-    compliance_margin: float = COMPLIANCE_MARGIN
-    compliance_top_k: int = COMPLIANCE_TOP_K
-    compliance_selector_min: float = COMPLIANCE_SELECTOR_MIN
-    compliance_sim_sure: float = COMPLIANCE_SIM_SURE
-    compliance_selector_sure: float = COMPLIANCE_SELECTOR_SURE
-    compliance_selector_override: float = COMPLIANCE_SELECTOR_OVERRIDE
-    compliance_knn_keep_margin: float = COMPLIANCE_KNN_KEEP_MARGIN
-    compliance_stage_margin: float = COMPLIANCE_STAGE_MARGIN
-    compliance_selector_confident: float = COMPLIANCE_SELECTOR_CONFIDENT
-    compliance_confident_sim_min: float = COMPLIANCE_CONFIDENT_SIM_MIN
-    compliance_confident_margin: float = COMPLIANCE_CONFIDENT_MARGIN
-    compliance_compliant_veto: float = COMPLIANCE_COMPLIANT_VETO
-    compliance_detector_min: float = COMPLIANCE_DETECTOR_MIN
-    compliance_detector_gap: float = COMPLIANCE_DETECTOR_GAP
-    compliance_detector_selector_min: float = COMPLIANCE_DETECTOR_SELECTOR_MIN
-    compliance_detector_sim_min: float = COMPLIANCE_DETECTOR_SIM_MIN
-    stage_top_k: int = STAGE_TOP_K
-    stage_min: float = STAGE_MIN
-    stage_keyword_boost: float = STAGE_KEYWORD_BOOST
-    stage_change_min: float = STAGE_CHANGE_MIN
-    stage_model_weight: float = STAGE_MODEL_WEIGHT
-    signal_top_k: int = SIGNAL_TOP_K
-    signal_min: float = SIGNAL_MIN
-    signal_multi_gap: float = SIGNAL_MULTI_GAP
-    signal_second_min: float = SIGNAL_SECOND_MIN
-    signal_keyword_boost: float = SIGNAL_KEYWORD_BOOST
-    signal_none_margin: float = SIGNAL_NONE_MARGIN
-    line_rule_add: float = LINE_RULE_ADD
-    line_violation_min: float = LINE_VIOLATION_MIN
-    line_rule_alone: float = LINE_RULE_ALONE
-
-    def compliance_limits(self) -> ComplianceLimits:
-        """The compliance checker's share of these thresholds."""
-        return ComplianceLimits(
-            sim_min=self.compliance_sim_min,
-            margin=self.compliance_margin,
-            top_k=self.compliance_top_k,
-            selector_min=self.compliance_selector_min,
-            sim_sure=self.compliance_sim_sure,
-            selector_sure=self.compliance_selector_sure,
-            selector_override_min=self.compliance_selector_override,
-            knn_keep_margin=self.compliance_knn_keep_margin,
-            selector_confident=self.compliance_selector_confident,
-            confident_sim_min=self.compliance_confident_sim_min,
-            confident_margin=self.compliance_confident_margin,
-            compliant_veto=self.compliance_compliant_veto,
-            detector_min=self.compliance_detector_min,
-            detector_gap=self.compliance_detector_gap,
-            detector_selector_min=self.compliance_detector_selector_min,
-            detector_sim_min=self.compliance_detector_sim_min,
-        )
 
 
 @dataclass(frozen=True)
@@ -346,7 +221,7 @@ class GuidanceEngine:
             playbook.rules,
             sets["violation"],
             sets["compliant"],
-            t.compliance_limits(),
+            t,
             selector=self._train_rule_selector(sets),
             detector=self._train_violation_detector(sets),
         )

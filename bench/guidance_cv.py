@@ -28,10 +28,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from assist.encoders import make_encoder  # noqa: E402
-from assist.engine import LINE_RULE_ALONE, LINE_VIOLATION_MIN, embed_exemplars, labelled_agent_lines  # noqa: E402
+from assist.engine import embed_exemplars, labelled_agent_lines  # noqa: E402
 from assist.linemodel import train_line_models  # noqa: E402
 from assist.playbook import load_playbook  # noqa: E402
 from assist.stages import NO_STAGE  # noqa: E402
+from assist.thresholds import Thresholds  # noqa: E402
 
 DEFAULT_FOLDS = 3
 
@@ -58,6 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise SystemExit("the labelled lines carry no batch names (`split`): nothing to hold out")
     rules = tuple(r.id for r in pb.rules)
     stages = (*(s.id for s in pb.stages), NO_STAGE)
+    limits = Thresholds()
 
     size = -(-len(batches) // args.folds)
     rows = []
@@ -75,8 +77,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         hits = 0
         for i in test:
             j = models.judge(lines[i].text, lines[i].language, lines[i].vector)
-            flagged = {r for r, p in j.rules.items() if p >= LINE_RULE_ALONE}
-            pred.append(flagged if j.violation >= LINE_VIOLATION_MIN else set())
+            flagged = {r for r, p in j.rules.items() if p >= limits.line_rule_alone}
+            pred.append(flagged if j.violation >= limits.line_violation_min else set())
             gold.append(set(lines[i].rules))
             hits += j.stage == lines[i].stage
         tp = sum(1 for g, p in zip(gold, pred, strict=True) if g and p)

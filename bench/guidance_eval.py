@@ -13,7 +13,7 @@ and R >= 0.90, per-rule macro F1 >= 0.85, stage accuracy >= 0.85, signal macro F
 >= 0.85, p95 <= 20 ms, holding on ``test``.
 
 ``--calibrate`` sweeps the engine's thresholds on the tune split only and prints
-the best values; the chosen ones are named constants in assist/engine.py.  The tune
+the best values; the chosen ones are the defaults of assist/thresholds.py.  The tune
 split is saturated, so also judge changes on our own dev set (same format, splits
 dev .. dev17 in prompts/labelled.jsonl, which the line models train on, and the fresh batches
 dev18, dev19 in bench/data/guidance_holdout.jsonl, which they do not; see
@@ -42,8 +42,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from assist.encoders import TextEncoder, make_encoder  # noqa: E402
-from assist.engine import GuidanceEngine, Thresholds  # noqa: E402
+from assist.engine import GuidanceEngine  # noqa: E402
 from assist.playbook import RULE_IDS, SIGNAL_IDS, STAGE_IDS, Playbook, load_playbook  # noqa: E402
+from assist.thresholds import Thresholds  # noqa: E402
 
 DEFAULT_DATA = ROOT / "bench" / "data" / "guidance_eval.jsonl"
 WARMUP_SENTENCES = (
@@ -260,7 +261,7 @@ def apply_thresholds(engine: GuidanceEngine, th: Thresholds) -> None:
     """Re-point a built engine's components at new thresholds (cheaper than rebuilding it)."""
     engine.thresholds = th
     c, st, sg = engine.compliance, engine.stages, engine.signals
-    c.limits = th.compliance_limits()
+    c.limits = th
     st.top_k, st.min_score = th.stage_top_k, th.stage_min
     st.keyword_boost, st.model_weight = th.stage_keyword_boost, th.stage_model_weight
     sg.top_k, sg.min_score, sg.multi_gap = th.signal_top_k, th.signal_min, th.signal_multi_gap
