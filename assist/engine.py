@@ -19,17 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from assist.compliance import (
-    COMPLIANT,
-    VIOLATION,
-    Clause,
-    ComplianceChecker,
-    Finding,
-    SoftmaxModel,
-    normalize_asr,
-    split_clauses,
-    train_softmax,
-)
+from assist.clauses import Clause, normalize_asr, split_clauses
+from assist.compliance import COMPLIANT, VIOLATION, ComplianceChecker
 from assist.encoders import ExemplarSet, TextEncoder, cached_encode, default_cache_dir
 from assist.events import (
     ComplianceRetracted,
@@ -49,8 +40,10 @@ from assist.linemodel import (
     line_models_key,
     train_line_models,
 )
-from assist.playbook import NO_STAGE_LABEL, SAMPLE_SLOT_VALUES, LabelledLine, Playbook, fill_slots
+from assist.patterns import Finding
+from assist.playbook_content import NO_STAGE_LABEL, SAMPLE_SLOT_VALUES, LabelledLine, Playbook, fill_slots
 from assist.signals import NEUTRAL_CUSTOMER, NO_SIGNAL, SignalDetector, SignalHit
+from assist.softmax_model import SoftmaxModel, train_softmax
 from assist.stages import NEUTRAL_AGENT, NO_STAGE, StageClassifier
 from assist.suggest import CallState, Pick, Suggester, call_slots, note_agent_stage, note_signals
 from assist.thresholds import Thresholds

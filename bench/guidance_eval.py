@@ -43,7 +43,8 @@ sys.path.insert(0, str(ROOT))
 
 from assist.encoders import TextEncoder, make_encoder  # noqa: E402
 from assist.engine import GuidanceEngine  # noqa: E402
-from assist.playbook import RULE_IDS, SIGNAL_IDS, STAGE_IDS, Playbook, load_playbook  # noqa: E402
+from assist.playbook import load_playbook  # noqa: E402
+from assist.playbook_content import RULE_IDS, SIGNAL_IDS, STAGE_IDS, Playbook  # noqa: E402
 from assist.thresholds import Thresholds  # noqa: E402
 
 DEFAULT_DATA = ROOT / "bench" / "data" / "guidance_eval.jsonl"
