@@ -14,14 +14,14 @@ import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from assist.caching import ArrayCache, NoCache
 from assist.clauses import Clause, normalize_asr, split_clauses
-from assist.compliance import COMPLIANT, VIOLATION, ComplianceChecker
-from assist.encoders import ExemplarSet, TextEncoder, cached_encode, default_cache_dir
+from assist.compliance import ComplianceChecker
+from assist.encoders import TextEncoder
 from assist.events import (
     ComplianceRetracted,
     ComplianceWarning,
@@ -32,26 +32,24 @@ from assist.events import (
     Suggestion,
     SuggestionItem,
 )
+from assist.exemplars import (
+    embed_exemplars,
+    train_line_models_once,
+    train_rule_selector,
+    train_stage_model,
+    train_violation_detector,
+)
 from assist.linemodel import (
     LineJudgement,
-    LineModels,
-    TrainingLine,
-    cached_line_models,
-    line_models_key,
-    train_line_models,
 )
 from assist.patterns import Finding
-from assist.playbook_content import NO_STAGE_LABEL, SAMPLE_SLOT_VALUES, LabelledLine, Playbook, fill_slots
-from assist.signals import NEUTRAL_CUSTOMER, NO_SIGNAL, SignalDetector, SignalHit
-from assist.softmax_model import SoftmaxModel, train_softmax
-from assist.stages import NEUTRAL_AGENT, NO_STAGE, StageClassifier
+from assist.playbook_content import SAMPLE_SLOT_VALUES, Playbook, fill_slots
+from assist.signals import SignalDetector, SignalHit
+from assist.stages import NO_STAGE, StageClassifier
 from assist.suggest import CallState, Pick, Suggester, call_slots, note_agent_stage, note_signals
 from assist.thresholds import Thresholds
 
 log = logging.getLogger(__name__)
-
-# The violation-vs-compliant detector is a sharper model than the rule selector's (swept 1e-4..3e-3).
-COMPLIANCE_DETECTOR_L2 = 1e-4
 
 # ComplianceRetracted.reason when the final transcript no longer breaks the rule.
 RETRACTED_NOT_IN_FINAL = "not in the final transcript"
@@ -100,123 +98,34 @@ def resolve_language(text: str, default: str, supported: tuple[str, ...]) -> str
     return lang if lang in supported else default
 
 
-@dataclass(frozen=True)
-class Exemplars:
-    """A playbook's sentences embedded once: the nearest-example sets per kind and language,
-    and the line models' training lines."""
-
-    sets: dict[str, dict[str, ExemplarSet]]  # kind ("stage", "signal", "violation", "compliant") -> language
-    examples: list[TrainingLine]  # the playbook's agent-side examples
-    labelled: list[TrainingLine]  # one per labelled_agent_lines(playbook), in that order
-
-
-def labelled_agent_lines(pb: Playbook) -> list[LabelledLine]:
-    """The playbook's labelled lines the line models learn from: agent lines in its languages."""
-    return [x for x in pb.labelled if x.speaker == "agent" and x.language in pb.languages]
-
-
-def embed_exemplars(pb: Playbook, encoder: TextEncoder, cache_dir: str | Path | None) -> Exemplars:
-    """Embed every example sentence of ``pb`` (cached on disk per playbook version)."""
-    rows: list[tuple[str, str, str, str]] = []  # (kind, language, label, text)
-    for lang in pb.languages:
-        for st in pb.stages:
-            for ex in st.examples.get(lang):
-                rows.append(("stage", lang, st.id, ex))
-                rows.append(("compliant", lang, f"stage:{st.id}", ex))
-            for line in st.suggestions:
-                filled = fill_slots(line.text.get(lang), SAMPLE_SLOT_VALUES[lang])
-                if filled:
-                    rows.append(("stage", lang, st.id, filled))
-                    rows.append(("compliant", lang, f"line:{line.id}", filled))
-        for ex in NEUTRAL_AGENT.get(lang, ()):
-            rows.append(("stage", lang, NO_STAGE, ex))
-            # holding lines and line trouble are compliant agent speech too
-            rows.append(("compliant", lang, f"stage:{NO_STAGE}", ex))
-        for sg in pb.signals:
-            for ex in sg.examples.get(lang):
-                rows.append(("signal", lang, sg.id, ex))
-            for line in sg.responses:
-                filled = fill_slots(line.text.get(lang), SAMPLE_SLOT_VALUES[lang])
-                if filled:
-                    rows.append(("compliant", lang, f"line:{line.id}", filled))
-        for ex in NEUTRAL_CUSTOMER.get(lang, ()):
-            rows.append(("signal", lang, NO_SIGNAL, ex))
-        for rule in pb.rules:
-            for ex in rule.violations.get(lang):
-                rows.append(("violation", lang, rule.id, ex))
-            for ex in rule.lookalikes.get(lang):
-                rows.append(("compliant", lang, f"lookalike:{rule.id}", ex))
-    # Reviewed lines are embedded as the engine will see them: after ASR normalisation.
-    labelled = labelled_agent_lines(pb)
-    labelled_texts = [normalize_asr(x.text, x.language) for x in labelled]
-    texts = [r[3] for r in rows]
-    all_vectors = cached_encode(
-        encoder, [*texts, *labelled_texts], playbook_version=pb.playbook_version, cache_dir=cache_dir
-    )
-    vectors, labelled_vectors = all_vectors[: len(rows)], all_vectors[len(rows) :]
-    sets: dict[str, dict[str, ExemplarSet]] = {}
-    for kind in ("stage", "signal", "violation", "compliant"):
-        sets[kind] = {}
-        for lang in pb.languages:
-            idx = [i for i, r in enumerate(rows) if r[0] == kind and r[1] == lang]
-            sets[kind][lang] = ExemplarSet(
-                texts=tuple(rows[i][3] for i in idx),
-                labels=tuple(rows[i][2] for i in idx),
-                vectors=vectors[idx] if idx else np.zeros((0, vectors.shape[1]), dtype=np.float32),
-            )
-    return Exemplars(
-        sets,
-        _example_lines(rows, vectors),
-        [
-            TrainingLine(
-                x.language, text, vec, NO_STAGE if x.stage in (None, NO_STAGE_LABEL) else x.stage, x.rules
-            )
-            for x, text, vec in zip(labelled, labelled_texts, labelled_vectors, strict=True)
-        ],
-    )
-
-
-def _example_lines(rows: list[tuple[str, str, str, str]], vectors: np.ndarray) -> list[TrainingLine]:
-    """The playbook's agent-side examples as line-model training lines: stage examples and
-    suggestions teach their stage, violations their rule, everything compliant "no rule";
-    neutral lines teach "compliant" only."""
-    seen: set[tuple[str, str]] = set()  # stage examples are also compliant rows: once each
-    out: list[TrainingLine] = []
-    for (kind, lang, label, text), vec in zip(rows, vectors, strict=True):
-        if kind == "signal" or (lang, text) in seen:
-            continue
-        seen.add((lang, text))
-        stage = label if kind == "stage" and label != NO_STAGE else None
-        rules = (label,) if kind == "violation" else ()
-        out.append(TrainingLine(lang, normalize_asr(text, lang), vec, stage, rules))
-    return out
-
-
 class GuidanceEngine:
-    """Built once per process: embeds the playbook's exemplars (cached on disk) and holds the models."""
+    """Built once per process: embeds the playbook's exemplars (kept in the caller's ``cache``) and
+    holds the models trained from them."""
 
     def __init__(
         self,
         playbook: Playbook,
         encoder: TextEncoder,
         *,
-        cache_dir: str | Path | None = None,
+        cache: ArrayCache | None = None,
         thresholds: Thresholds | None = None,
     ) -> None:
         self.playbook = playbook
         self.encoder = encoder
         self.thresholds = thresholds or Thresholds()
-        exemplars = embed_exemplars(playbook, encoder, cache_dir)
+        cache = cache or NoCache()
+        exemplars = embed_exemplars(playbook, encoder, cache)
         sets = exemplars.sets
-        self.line_models = self._train_line_models([*exemplars.examples, *exemplars.labelled], cache_dir)
+        training = [*exemplars.examples, *exemplars.labelled]
+        self.line_models = train_line_models_once(playbook, encoder.name, training, cache)
         t = self.thresholds
         self.compliance = ComplianceChecker(
             playbook.rules,
             sets["violation"],
             sets["compliant"],
             t,
-            selector=self._train_rule_selector(sets),
-            detector=self._train_violation_detector(sets),
+            selector=train_rule_selector(playbook, sets),
+            detector=train_violation_detector(playbook, sets),
         )
         self.stages = StageClassifier(
             tuple(s.id for s in playbook.stages),
@@ -224,7 +133,7 @@ class GuidanceEngine:
             top_k=t.stage_top_k,
             min_score=t.stage_min,
             keyword_boost=t.stage_keyword_boost,
-            model=self._train_stage_model(sets),
+            model=train_stage_model(playbook, sets),
             model_weight=t.stage_model_weight,
         )
         self.signals = SignalDetector(
@@ -239,45 +148,6 @@ class GuidanceEngine:
         )
         self.excluded_lines = self._screen_lines()
         self.suggester = Suggester(playbook, frozenset(self.excluded_lines))
-
-    def _train_line_models(self, training: list[TrainingLine], cache_dir: str | Path | None) -> LineModels:
-        """The learned line models over the playbook's examples and labelled lines (cached)."""
-        pb = self.playbook
-        rules = tuple(r.id for r in pb.rules)
-        stages = (*(s.id for s in pb.stages), NO_STAGE)
-        key = line_models_key(self.encoder.name, pb.playbook_version, training)
-        base = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
-        return cached_line_models(key, base, lambda: train_line_models(rules, stages, training))
-
-    def _train_rule_selector(self, sets: dict[str, dict[str, ExemplarSet]]) -> SoftmaxModel:
-        """The rule selector, from the playbook's violation examples in every language at once.
-
-        The encoder is multilingual, so Mandarin and English examples of a rule teach one model.
-        """
-        vio = [sets["violation"][lang] for lang in self.playbook.languages]
-        return train_softmax(
-            tuple(r.id for r in self.playbook.rules),
-            np.concatenate([ex.vectors for ex in vio]),
-            [lab for ex in vio for lab in ex.labels],
-        )
-
-    def _train_violation_detector(self, sets: dict[str, dict[str, ExemplarSet]]) -> SoftmaxModel:
-        """Violation examples against every compliant sentence, both languages at once."""
-        vio = [sets["violation"][lang].vectors for lang in self.playbook.languages]
-        ok = [sets["compliant"][lang].vectors for lang in self.playbook.languages]
-        labels = [VIOLATION] * sum(len(v) for v in vio) + [COMPLIANT] * sum(len(v) for v in ok)
-        return train_softmax(
-            (VIOLATION, COMPLIANT), np.concatenate([*vio, *ok]), labels, l2=COMPLIANCE_DETECTOR_L2
-        )
-
-    def _train_stage_model(self, sets: dict[str, dict[str, ExemplarSet]]) -> SoftmaxModel:
-        """A softmax model over the stage examples (and neutral lines), both languages at once."""
-        ex = [sets["stage"][lang] for lang in self.playbook.languages]
-        return train_softmax(
-            (*(s.id for s in self.playbook.stages), NO_STAGE),
-            np.concatenate([e.vectors for e in ex]),
-            [lab for e in ex for lab in e.labels],
-        )
 
     def _screen_lines(self) -> dict[str, str]:
         """Suggestion lines the similarity check flags: never shown (patterns already fail the load)."""

@@ -27,12 +27,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from assist.encoders import make_encoder  # noqa: E402
-from assist.engine import embed_exemplars, labelled_agent_lines  # noqa: E402
+from assist.exemplars import embed_exemplars, labelled_agent_lines  # noqa: E402
 from assist.linemodel import train_line_models  # noqa: E402
 from assist.playbook import load_playbook  # noqa: E402
 from assist.stages import NO_STAGE  # noqa: E402
 from assist.thresholds import Thresholds  # noqa: E402
+from stream.live.caches import DiskArrayCache  # noqa: E402
+from stream.live.encoders import make_encoder  # noqa: E402
 
 DEFAULT_FOLDS = 3
 
@@ -50,7 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     pb = load_playbook(args.playbook)
-    exemplars = embed_exemplars(pb, make_encoder("use"), args.cache_dir)
+    exemplars = embed_exemplars(pb, make_encoder("use"), DiskArrayCache(args.cache_dir))
     agent = labelled_agent_lines(pb)  # aligned with exemplars.labelled
     lines = exemplars.labelled
     split_of = [x.batch for x in agent]

@@ -41,11 +41,14 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from assist.encoders import TextEncoder, make_encoder  # noqa: E402
+from assist.caching import ArrayCache  # noqa: E402
+from assist.encoders import TextEncoder  # noqa: E402
 from assist.engine import GuidanceEngine  # noqa: E402
 from assist.playbook import load_playbook  # noqa: E402
 from assist.playbook_content import RULE_IDS, SIGNAL_IDS, STAGE_IDS, Playbook  # noqa: E402
 from assist.thresholds import Thresholds  # noqa: E402
+from stream.live.caches import DiskArrayCache  # noqa: E402
+from stream.live.encoders import make_encoder  # noqa: E402
 
 DEFAULT_DATA = ROOT / "bench" / "data" / "guidance_eval.jsonl"
 WARMUP_SENTENCES = (
@@ -274,12 +277,12 @@ def calibrate(
     playbook: Playbook,
     encoder: MemoEncoder,
     items: list[dict[str, Any]],
-    cache_dir: str | None,
+    cache: ArrayCache,
     tasks: Sequence[str] = tuple(GRIDS),
 ) -> Thresholds:
     tune = [it for it in items if it["split"] == "tune"]
     best = Thresholds()
-    engine = GuidanceEngine(playbook, encoder, cache_dir=cache_dir, thresholds=best)
+    engine = GuidanceEngine(playbook, encoder, cache=cache, thresholds=best)
     for task, grid in GRIDS.items():
         if task not in tasks:
             continue
@@ -320,16 +323,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     items = load_items(args.data)
     splits = [s for s in args.splits.split(",") if s]
     summaries: list[tuple[str, str, dict[str, Any]]] = []
+    cache = DiskArrayCache(args.cache_dir)
     for name in [e for e in args.encoders.split(",") if e]:
         t0 = time.perf_counter()
         inner = make_encoder(name)
         inner.encode(list(WARMUP_SENTENCES))
-        engine = GuidanceEngine(playbook, inner, cache_dir=args.cache_dir)
+        engine = GuidanceEngine(playbook, inner, cache=cache)
         print(f"\nencoder {name}: model + exemplars ready in {time.perf_counter() - t0:.1f} s")
         if args.calibrate:
             memo = MemoEncoder(inner)
-            th = calibrate(playbook, memo, items, args.cache_dir, args.tasks.split(","))
-            engine = GuidanceEngine(playbook, inner, cache_dir=args.cache_dir, thresholds=th)
+            th = calibrate(playbook, memo, items, cache, args.tasks.split(","))
+            engine = GuidanceEngine(playbook, inner, cache=cache, thresholds=th)
         for _ in range(2):
             judge(
                 engine,

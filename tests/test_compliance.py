@@ -13,11 +13,12 @@ import numpy as np
 import pytest
 
 from assist.clauses import split_clauses, weight
-from assist.encoders import make_encoder
 from assist.engine import GuidanceEngine
 from assist.events import ComplianceRetracted, ComplianceWarning
 from assist.playbook import default_playbook_dir, load_playbook
 from assist.playbook_content import RULE_IDS
+from stream.live.caches import DiskArrayCache
+from stream.live.encoders import make_encoder
 
 pytestmark = [
     pytest.mark.model,
@@ -31,7 +32,7 @@ pytestmark = [
 def shared_engine() -> GuidanceEngine:
     """One engine for all guidance tests: loading USE and embedding the playbook takes seconds."""
     cache = os.environ.get("CALLASSIST_TEST_EMBED_CACHE") or tempfile.mkdtemp(prefix="callassist-emb-")
-    return GuidanceEngine(load_playbook(), make_encoder("use"), cache_dir=cache)
+    return GuidanceEngine(load_playbook(), make_encoder("use"), cache=DiskArrayCache(cache))
 
 
 # (rule, language, violation, compliant look-alike) -- written for these tests.
