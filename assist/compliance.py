@@ -1,10 +1,10 @@
 """Compliance findings on agent speech: patterns for precision, similarity for paraphrases.
 
-Each utterance is split into clauses and every clause is judged on its own, so a
+Each utterance is split into clauses (assist/clauses.py) and every clause is judged on its own, so a
 reassurance in one clause ("we will not come to your home") cannot hide a threat
 in the next, and a quote points at the words that matter.
 
-* Patterns (the playbook's regexes) are high-precision and cheap, so they also
+* Patterns (the playbook's regexes, assist/patterns.py) are high-precision and cheap, so they also
   run on partial transcripts.  A rule's negation regexes neutralise a match
   when they occur just before it in the same clause ("我们不会上门",
   "nobody is going to arrest you").
@@ -26,6 +26,8 @@ in the next, and a quote points at the words that matter.
   generalises to attitude-only lines ("Everything you say is noise") that have no
   close example.  A line far closer to a compliant sentence than to any violation
   gets no similarity finding from a fragment of it.
+
+Every limit named above is a field of ``Thresholds`` (assist/thresholds.py).
 """
 
 from __future__ import annotations
