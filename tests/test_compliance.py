@@ -15,6 +15,7 @@ import pytest
 from assist.clauses import split_clauses, weight
 from assist.engine import GuidanceEngine
 from assist.events import ComplianceRetracted, ComplianceWarning
+from assist.exemplars import train_violation_detector
 from assist.playbook import default_playbook_dir, load_playbook
 from assist.playbook_content import RULE_IDS
 from stream.live.caches import DiskArrayCache
@@ -346,8 +347,8 @@ def test_learned_detector_is_deterministic_and_judges_whole_lines() -> None:
     engine = shared_engine()
     det = engine.compliance.detector
     assert det is not None and det.classes == ("violation", "compliant")
-    again = engine._train_violation_detector(
-        {"violation": engine.compliance.violations, "compliant": engine.compliance.compliant}
+    again = train_violation_detector(
+        engine.playbook, {"violation": engine.compliance.violations, "compliant": engine.compliance.compliant}
     )
     assert np.array_equal(det.weights, again.weights)
     # written for this test: a calm recap whose middle clause alone sounds stern
