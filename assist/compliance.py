@@ -1,10 +1,10 @@
 """Compliance findings on agent speech: patterns for precision, similarity for paraphrases.
 
-Each utterance is split into clauses and every clause is judged on its own, so a
+Each utterance is split into clauses (assist/clauses.py) and every clause is judged on its own, so a
 reassurance in one clause ("we will not come to your home") cannot hide a threat
 in the next, and a quote points at the words that matter.
 
-* Patterns (the playbook's regexes) are high-precision and cheap, so they also
+* Patterns (the playbook's regexes, assist/patterns.py) are high-precision and cheap, so they also
   run on partial transcripts.  A rule's negation regexes neutralise a match
   when they occur just before it in the same clause ("我们不会上门",
   "nobody is going to arrest you").
@@ -26,220 +26,29 @@ in the next, and a quote points at the words that matter.
   generalises to attitude-only lines ("Everything you say is noise") that have no
   close example.  A line far closer to a compliant sentence than to any violation
   gets no similarity finding from a fragment of it.
+
+Every limit named above is a field of ``Thresholds`` (assist/thresholds.py).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
+from assist.clauses import Clause, weight
 from assist.encoders import ExemplarSet
-from assist.linemodel import softmax
-from assist.playbook import Rule
+from assist.patterns import Finding, pattern_findings, reassures
+from assist.playbook_content import Rule
+from assist.softmax_model import SoftmaxModel
+from assist.thresholds import Thresholds
 
-# Clause boundaries: sentence ends and commas in both scripts; a "." or "," between
-# digits is part of a number ("2.5", "2,400"), not a boundary.
-CLAUSE_BOUNDARY = re.compile(r"[。！？；，!?;…\n]+|(?<!\d)[.,](?!\d)")
-# Clauses shorter than this (CJK characters count 1, latin words 2) carry too little
-# meaning to judge alone ("好的", "Look"), so they are merged into a neighbour.
-MIN_CLAUSE_WEIGHT = 4
-# How far before a pattern match a negation may end and still neutralise it.
-# Chinese packs a negation close to its verb; English puts adverbs between.
-NEGATION_WINDOW = {"zh": 8, "en": 32}
-PATTERN_SCORE = 1.0
 # Similarity on a short clause mostly measures topic ("找你谈一下欠款的事" sits near insults
 # about debt), so clauses lighter than this are left to the patterns.  English needs a little
 # more: a five-word fragment ("or a partial payment now") already sat near an ultimatum, while
 # ten Chinese characters are a whole clause ("过了今晚罚息就按三倍收").
 MIN_SIMILARITY_WEIGHT = {"zh": 10, "en": 12}
-
-# Homophone errors Whisper makes on collection vocabulary (bench/data/README.md lists the ones
-# seen in our transcripts).  Agent speech is judged on the corrected words, so a pattern keyed
-# on 征信 or "attorney" still sees "正信" or "a turney".  Chinese pairs keep the length, so
-# quotes still point at the right characters.
-ASR_FIXES: dict[str, tuple[tuple[re.Pattern[str], str], ...]] = {
-    "zh": tuple(
-        (re.compile(wrong), right)
-        for wrong, right in (
-            ("环款", "还款"),
-            ("于期", "逾期"),
-            ("正信", "征信"),
-            ("分七", "分期"),
-            ("利西", "利息"),
-            ("律司", "律师"),
-        )
-    ),
-    "en": (
-        (re.compile(r"(?i)\bpay meant\b"), "payment"),
-        (re.compile(r"(?i)\ba turney\b"), "an attorney"),
-        (re.compile(r"(?i)\bturney\b"), "attorney"),
-        # Transcripts often drop apostrophes; negations and patterns are written with them.
-        # Only contractions that are not also ordinary words ("well", "its", "were") are restored.
-        *(
-            (re.compile(rf"(?i)\b{bare}\b"), full)
-            for bare, full in (
-                ("wont", "won't"),
-                ("dont", "don't"),
-                ("cant", "can't"),
-                ("isnt", "isn't"),
-                ("arent", "aren't"),
-                ("doesnt", "doesn't"),
-                ("didnt", "didn't"),
-                ("wasnt", "wasn't"),
-                ("wouldnt", "wouldn't"),
-                ("couldnt", "couldn't"),
-                ("shouldnt", "shouldn't"),
-                ("havent", "haven't"),
-                ("im", "I'm"),
-                ("ive", "I've"),
-                ("youre", "you're"),
-                ("youll", "you'll"),
-                ("youve", "you've"),
-                ("theyll", "they'll"),
-                ("theyre", "they're"),
-                ("thats", "that's"),
-                ("theres", "there's"),
-                ("whats", "what's"),
-            )
-        ),
-    ),
-}
-
-
-def normalize_asr(text: str, language: str) -> str:
-    """``text`` with the known ASR homophone errors of ``language`` corrected."""
-    for wrong, right in ASR_FIXES.get(language, ()):
-        text = wrong.sub(right, text)
-    return text
-
-
-_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
-_WORD = re.compile(r"[A-Za-z0-9']+")
-
-
-@dataclass(frozen=True)
-class Clause:
-    text: str
-    start: int
-    end: int
-
-
-@dataclass(frozen=True)
-class Finding:
-    rule: str
-    severity: str
-    quote: str
-    why: str
-    rephrase: str
-    evidence: str  # "pattern: <regex>" or "example: <nearest example> (0.83)"
-    score: float
-    source: str  # "pattern" | "similarity" | "model" (assist/linemodel.py)
-
-    @classmethod
-    def of(cls, rule: Rule, language: str, quote: str, evidence: str, score: float, source: str) -> Finding:
-        """A finding of ``rule``, with its severity, why and rephrasing in ``language``."""
-        return cls(
-            rule=rule.id,
-            severity=rule.severity,
-            quote=quote,
-            why=rule.why.get(language),
-            rephrase=rule.rephrase.get(language),
-            evidence=evidence,
-            score=score,
-            source=source,
-        )
-
-
-def weight(text: str) -> int:
-    """A language-neutral length: CJK characters count 1, latin words 2."""
-    return len(_CJK.findall(text)) + 2 * len(_WORD.findall(text))
-
-
-def split_clauses(text: str) -> list[Clause]:
-    """Clauses with their offsets in ``text``, short fragments merged into a neighbour."""
-    raw: list[Clause] = []
-    pos = 0
-    for m in CLAUSE_BOUNDARY.finditer(text):
-        _append_clause(raw, text, pos, m.start())
-        pos = m.end()
-    _append_clause(raw, text, pos, len(text))
-    merged: list[Clause] = []
-    pending: Clause | None = None
-    for cl in raw:
-        if pending is not None:
-            cl = Clause(text[pending.start : cl.end], pending.start, cl.end)
-            pending = None
-        if weight(cl.text) < MIN_CLAUSE_WEIGHT:
-            pending = cl
-            continue
-        merged.append(cl)
-    if pending is not None:
-        if merged:
-            last = merged.pop()
-            merged.append(Clause(text[last.start : pending.end], last.start, pending.end))
-        else:
-            merged.append(pending)
-    return merged
-
-
-def _append_clause(out: list[Clause], text: str, start: int, end: int) -> None:
-    while start < end and text[start].isspace():
-        start += 1
-    while end > start and text[end - 1].isspace():
-        end -= 1
-    if end > start:
-        out.append(Clause(text[start:end], start, end))
-
-
-def _negated(rule: Rule, clause: str, match_start: int, language: str) -> bool:
-    window = NEGATION_WINDOW.get(language, NEGATION_WINDOW["en"])
-    for neg in rule.negations.get(language):
-        for nm in neg.finditer(clause):
-            if nm.start() < match_start and match_start - nm.end() <= window:
-                return True
-    return False
-
-
-def pattern_findings(rules: Sequence[Rule], text: str, language: str) -> list[Finding]:
-    """Regex findings, at most one per rule (the first clause that trips it)."""
-    found: dict[str, Finding] = {}
-    for clause in split_clauses(normalize_asr(text, language)):
-        for rule in rules:
-            if rule.id in found:
-                continue
-            for pattern in rule.patterns.get(language):
-                hit = next(
-                    (
-                        m
-                        for m in pattern.finditer(clause.text)
-                        if m.end() > m.start() and not _negated(rule, clause.text, m.start(), language)
-                    ),
-                    None,
-                )
-                if hit is not None:
-                    found[rule.id] = Finding.of(
-                        rule, language, hit.group(0), f"pattern: {pattern.pattern}", PATTERN_SCORE, "pattern"
-                    )
-                    break
-    return list(found.values())
-
-
-# A negation right after "if you" / "unless you" is the borrower's refusal, not a reassurance
-# ("If you won't pick up, I'll explain it to your manager").
-_CONDITIONAL_BEFORE = re.compile(
-    r"(?i)\b(if|unless|when|until|as long as) "
-    r"(you|u|he|she|they|this|it|that|the (bill|balance|loan|debt|money))"
-    r"( still)?\s*$"
-)
-
-
-def _reassures(neg: re.Pattern[str], text: str) -> bool:
-    """Whether negation ``neg`` occurs in ``text`` other than in a condition on the borrower."""
-    return any(not _CONDITIONAL_BEFORE.search(text[: m.start()]) for m in neg.finditer(text))
-
 
 # Public shaming is harassment and third-party disclosure at once; these cues mark a line that
 # exposes the borrower in public (group chats, banners, flyers, in front of colleagues).
@@ -259,32 +68,6 @@ VIOLATION = "violation"
 COMPLIANT = "compliant"
 
 
-@dataclass(frozen=True)
-class ComplianceLimits:
-    """The similarity side's thresholds, calibrated together (see ``assist.engine.Thresholds``).
-
-    The defaults switch each optional guard off, so a checker built with only the three required
-    limits behaves as plain nearest-example matching.
-    """
-
-    sim_min: float  # a violation example must be at least this similar
-    margin: float  # ... and this much closer than the nearest compliant sentence
-    top_k: int  # neighbours averaged per rule
-    selector_min: float = 0.0  # a score just above sim_min needs the rule selector this sure
-    sim_sure: float = 0.0  # above this similarity the selector is not consulted
-    selector_sure: float = 0.0
-    selector_override_min: float = 0.0  # the selector may overrule the nearest example's rule from here
-    knn_keep_margin: float = 1.0  # ... otherwise that rule stands only on this clear a margin
-    selector_confident: float = 1.01  # selector and nearest example agree this surely:
-    confident_sim_min: float = 1.0  # ... then this lower similarity floor
-    confident_margin: float = 1.0  # ... and this lower margin apply
-    compliant_veto: float = 1.0  # a whole line this much closer to compliant vetoes clause findings
-    detector_min: float = 1.01  # the whole-line violation detector fires from here
-    detector_gap: float = 0.0
-    detector_selector_min: float = 0.0
-    detector_sim_min: float = 0.0
-
-
 class ComplianceChecker:
     """Hybrid checker over one playbook's rules; similarity sets are per language."""
 
@@ -293,7 +76,7 @@ class ComplianceChecker:
         rules: Sequence[Rule],
         violations: dict[str, ExemplarSet],
         compliant: dict[str, ExemplarSet],
-        limits: ComplianceLimits,
+        limits: Thresholds,
         *,
         selector: SoftmaxModel | None = None,
         detector: SoftmaxModel | None = None,
@@ -334,7 +117,7 @@ class ComplianceChecker:
             if rows.size == 0:
                 continue
             s = sims[rows]
-            k = min(self.limits.top_k, s.size)
+            k = min(self.limits.compliance_top_k, s.size)
             top = np.partition(s, s.size - k)[s.size - k :]
             score = float(top.mean())
             if score > best_score:
@@ -343,17 +126,21 @@ class ComplianceChecker:
         ok_sims = ok.vectors @ vector
         if skip_compliant is not None:
             ok_sims[[i for i, lab in enumerate(ok.labels) if lab == skip_compliant]] = -1.0
-        k = min(self.limits.top_k, ok_sims.size)
+        k = min(self.limits.compliance_top_k, ok_sims.size)
         ok_score = float(np.partition(ok_sims, ok_sims.size - k)[ok_sims.size - k :].mean()) if k else -1.0
         return best_rule, best_score, best_idx, ok_score
 
     def _learned_violation(self, vector: np.ndarray, gap: float, confidence: float) -> bool:
         """Whether the learned violation-vs-compliant model alone calls this clause a violation."""
         lim = self.limits
-        if self.detector is None or gap < lim.detector_gap or confidence < lim.detector_selector_min:
+        if (
+            self.detector is None
+            or gap < lim.compliance_detector_gap
+            or confidence < lim.compliance_detector_selector_min
+        ):
             return False
         p = self.detector.probabilities(vector[None, :])[0]
-        return float(p[self.detector.classes.index(VIOLATION)]) >= self.limits.detector_min
+        return float(p[self.detector.classes.index(VIOLATION)]) >= self.limits.compliance_detector_min
 
     def _knn_violation(
         self, score: float, gap: float, chosen: str, rid: str, confidence: float, extra_margin: float
@@ -363,19 +150,24 @@ class ComplianceChecker:
         # selector) are strong evidence, so such a clause needs a lower floor and a smaller
         # margin over the compliant sentences: implicit violations ("别插嘴，今天就按我说的办")
         # sit close to calm lines on topic.
-        if chosen == rid and confidence >= self.limits.selector_confident:
-            if score < self.limits.confident_sim_min or gap < self.limits.confident_margin + extra_margin:
+        if chosen == rid and confidence >= self.limits.compliance_selector_confident:
+            if (
+                score < self.limits.compliance_confident_sim_min
+                or gap < self.limits.compliance_confident_margin + extra_margin
+            ):
                 return False
-        elif score < self.limits.sim_min or gap < self.limits.margin + extra_margin:
+        elif score < self.limits.compliance_sim_min or gap < self.limits.compliance_margin + extra_margin:
             return False
         if self.selector is None:
             return True
         # Similarity said "a violation"; the selector must be able to say which rule.  Between
         # the floor and ``sim_sure`` the nearest example alone is weak evidence (garbled ASR,
         # short proposals); the selector must then be sure of the rule.
-        if confidence < self.limits.selector_min:
+        if confidence < self.limits.compliance_selector_min:
             return False
-        return not (score < self.limits.sim_sure and confidence < self.limits.selector_sure)
+        return not (
+            score < self.limits.compliance_sim_sure and confidence < self.limits.compliance_selector_sure
+        )
 
     def _nearest_of(self, vector: np.ndarray, language: str, rule_id: str, default: int) -> int:
         """Index of the violation example of ``rule_id`` nearest to ``vector`` (the evidence)."""
@@ -411,7 +203,7 @@ class ComplianceChecker:
         # ("孩子生病住院，您一个人扛着确实太辛苦了") is compliant, whatever one of its clauses sits near.
         whole = text.strip()
         if len(scored) > 1 and any(
-            c.text == whole and sc[3] - sc[1] >= self.limits.compliant_veto for c, _, sc in scored
+            c.text == whole and sc[3] - sc[1] >= self.limits.compliance_compliant_veto for c, _, sc in scored
         ):
             return self.in_order(found.values())
         # Two passes: the nearest examples first; the learned violation model only when nothing
@@ -431,7 +223,7 @@ class ComplianceChecker:
     def reassured(self, rule_id: str, text: str, language: str) -> bool:
         """Whether ``text`` negates ``rule_id`` ("我们不会上门"): then it is not a violation of it."""
         rule = self.by_id.get(rule_id)
-        return rule is not None and any(_reassures(neg, text) for neg in rule.negations.get(language))
+        return rule is not None and any(reassures(neg, text) for neg in rule.negations.get(language))
 
     def _add_shaming_pair(self, text: str, language: str, found: dict[str, Finding]) -> None:
         """Public shaming breaks both harassment and third-party disclosure (bench/data/README.md).
@@ -476,7 +268,9 @@ class ComplianceChecker:
                 # examples do not clearly disagree: the selector names the rule.
                 if len(scored) > 1 and clause.text != text.strip():
                     continue
-                if score < self.limits.detector_sim_min or not self._learned_violation(vec, gap, confidence):
+                if score < self.limits.compliance_detector_sim_min or not self._learned_violation(
+                    vec, gap, confidence
+                ):
                     continue
                 if chosen != rid and chosen in self.by_id:
                     candidates.append(chosen)
@@ -486,8 +280,8 @@ class ComplianceChecker:
             elif self.selector is not None and chosen != rid:
                 # Overruling the nearest example's rule needs a selector that is fairly sure; when
                 # it is not, the nearest example's rule stands only on a clear margin.
-                if confidence < self.limits.selector_override_min:
-                    if gap < self.limits.knn_keep_margin:
+                if confidence < self.limits.compliance_selector_override:
+                    if gap < self.limits.compliance_knn_keep_margin:
                         continue
                 elif chosen in self.by_id:
                     candidates.append(chosen)
@@ -509,67 +303,3 @@ class ComplianceChecker:
             found[rid] = Finding.of(rule, language, clause.text, evidence, round(score, 3), "similarity")
             if learned:
                 return  # one rule from the learned model, at most
-
-
-# --------------------------------------------------------------------------- rule selector
-
-# Which rule a paraphrase breaks.  Nearest-example similarity is good at telling a violation
-# from compliant speech (the margin over look-alikes) but poor at telling one rule from
-# another: the nearest single example is often a threat when the line is an insult, because
-# both talk about the same debt.  A softmax regression over the sentence embeddings of every
-# violation example learns what each rule's examples have in common; on our own dev set it
-# chose the right rule for 92% of violating lines against 84% for the nearest example.
-# Trained on the playbook alone, deterministically (full-batch gradient descent from zero),
-# once per engine: a few hundred rows x 512 dimensions train in a fraction of a second.
-SELECTOR_L2 = 1e-3  # ridge penalty on the weights (mean loss); swept 1e-4..1e-2 on dev
-SELECTOR_STEPS = 500  # gradient steps; the loss is flat well before this
-SELECTOR_LEARNING_RATE = 2.0  # rows are unit vectors, so the loss is smooth enough for a large step
-SELECTOR_MOMENTUM = 0.9
-
-
-@dataclass(frozen=True)
-class SoftmaxModel:
-    """Softmax regression over class ids: rules (the selector), violation/compliant (the
-    detector), stages (assist/stages.py).  ``probabilities`` is (units, classes)."""
-
-    classes: tuple[str, ...]
-    weights: np.ndarray  # (dim, classes)
-    bias: np.ndarray  # (classes,)
-
-    def probabilities(self, vectors: np.ndarray) -> np.ndarray:
-        return softmax(np.asarray(vectors, dtype=np.float64) @ self.weights + self.bias)
-
-    def best(self, vector: np.ndarray) -> tuple[str, float]:
-        p = self.probabilities(vector[None, :])[0]
-        j = int(np.argmax(p))
-        return self.classes[j], float(p[j])
-
-
-def train_softmax(
-    classes: Sequence[str],
-    vectors: np.ndarray,
-    labels: Sequence[str],
-    *,
-    l2: float = SELECTOR_L2,
-    steps: int = SELECTOR_STEPS,
-    learning_rate: float = SELECTOR_LEARNING_RATE,
-) -> SoftmaxModel:
-    """Fit the model on labelled rows (rows whose label is not in ``classes`` are ignored)."""
-    ids = tuple(classes)
-    keep = [i for i, lab in enumerate(labels) if lab in ids]
-    x = np.asarray(vectors, dtype=np.float64)[keep]
-    n, dim = x.shape
-    y = np.zeros((n, len(ids)))
-    y[np.arange(n), [ids.index(labels[i]) for i in keep]] = 1.0
-    w = np.zeros((dim, len(ids)))
-    b = np.zeros(len(ids))
-    vw = np.zeros_like(w)
-    vb = np.zeros_like(b)
-    for _ in range(steps):
-        # Nesterov momentum: the gradient is taken at the look-ahead point.
-        wl, bl = w + SELECTOR_MOMENTUM * vw, b + SELECTOR_MOMENTUM * vb
-        g = (softmax(x @ wl + bl) - y) / max(n, 1)
-        vw = SELECTOR_MOMENTUM * vw - learning_rate * (x.T @ g + l2 * wl)
-        vb = SELECTOR_MOMENTUM * vb - learning_rate * g.sum(axis=0)
-        w, b = w + vw, b + vb
-    return SoftmaxModel(ids, w, b)

@@ -5,11 +5,7 @@ encoder, the exemplar embeddings); ``CallGuide`` holds what one call has seen
 and turns each transcript into guidance events.  Everything here is
 synchronous: the caller decides which thread runs it.
 
-Thresholds are named constants calibrated on the tune split of
-bench/data/guidance_eval.jsonl and on our own dev set (now prompts/labelled.jsonl, which the
-line models train on) and fresh batches (bench/data/guidance_holdout.jsonl)
-(``bench/guidance_eval.py --calibrate`` / ``--data``); the held-out test split is
-only read as summary figures.  ``Thresholds`` lets the bench try other values.
+The thresholds are declared once, with how they were calibrated, in assist/thresholds.py.
 """
 
 from __future__ import annotations
@@ -18,24 +14,14 @@ import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from assist.compliance import (
-    COMPLIANT,
-    VIOLATION,
-    Clause,
-    ComplianceChecker,
-    ComplianceLimits,
-    Finding,
-    SoftmaxModel,
-    normalize_asr,
-    split_clauses,
-    train_softmax,
-)
-from assist.encoders import ExemplarSet, TextEncoder, cached_encode, default_cache_dir
+from assist.caching import ArrayCache, NoCache
+from assist.clauses import Clause, normalize_asr, split_clauses
+from assist.compliance import ComplianceChecker
+from assist.encoders import TextEncoder
 from assist.events import (
     ComplianceRetracted,
     ComplianceWarning,
@@ -46,88 +32,24 @@ from assist.events import (
     Suggestion,
     SuggestionItem,
 )
+from assist.exemplars import (
+    embed_exemplars,
+    train_line_models_once,
+    train_rule_selector,
+    train_stage_model,
+    train_violation_detector,
+)
 from assist.linemodel import (
     LineJudgement,
-    LineModels,
-    TrainingLine,
-    cached_line_models,
-    line_models_key,
-    train_line_models,
 )
-from assist.playbook import NO_STAGE_LABEL, SAMPLE_SLOT_VALUES, LabelledLine, Playbook, fill_slots
-from assist.signals import NEUTRAL_CUSTOMER, NO_SIGNAL, SignalDetector, SignalHit
-from assist.stages import NEUTRAL_AGENT, NO_STAGE, StageClassifier
+from assist.patterns import Finding
+from assist.playbook_content import SAMPLE_SLOT_VALUES, Playbook, fill_slots
+from assist.signals import SignalDetector, SignalHit
+from assist.stages import NO_STAGE, StageClassifier
 from assist.suggest import CallState, Pick, Suggester, call_slots, note_agent_stage, note_signals
+from assist.thresholds import Thresholds
 
 log = logging.getLogger(__name__)
-
-# Calibrated with the USE encoder on the tune split AND on our own dev set
-# (prompts/labelled.jsonl, written from the domain notes; --data), because the tune split
-# alone was saturated and over-fitted; the held-out test split is only read as summary figures.
-# Every setting was also checked against the fixture calls' compliant turns and the suggestion
-# lines (none may be withheld): a false warning mid-call costs the agent more than a miss.
-# With the broader playbook and the rule selector the floor came down from 0.53 to 0.45; the
-# weak band just above it is guarded by COMPLIANCE_SIM_SURE / COMPLIANCE_SELECTOR_SURE below.
-COMPLIANCE_SIM_MIN = 0.45  # nearest-violation similarity a paraphrase needs at least
-COMPLIANCE_MARGIN = 0.06  # ...and how much closer than the nearest compliant sentence
-COMPLIANCE_TOP_K = 1
-# A paraphrase whose rule the selector cannot name with at least this probability is too
-# ambiguous to warn about (swept on tune + own dev set; it keeps compliant suggestion lines
-# such as "You're entitled to make a complaint..." from being read as a violation).
-COMPLIANCE_SELECTOR_MIN = 0.3
-# Between COMPLIANCE_SIM_MIN and this, the nearest example alone is weak evidence (garbled ASR,
-# short proposal lines near a threat): the selector must then give the rule at least
-# COMPLIANCE_SELECTOR_SURE.  Overruling the nearest example's rule needs COMPLIANCE_SELECTOR_OVERRIDE;
-# below that the nearest example's own rule stands only on a margin of COMPLIANCE_KNN_KEEP_MARGIN.
-COMPLIANCE_SIM_SURE = 0.48
-COMPLIANCE_SELECTOR_SURE = 0.55
-COMPLIANCE_SELECTOR_OVERRIDE = 0.45
-COMPLIANCE_KNN_KEEP_MARGIN = 0.15
-# When the selector names the same rule as the nearest example with at least
-# COMPLIANCE_SELECTOR_CONFIDENT, the floor and margin drop to the two values after it (swept on
-# tune + own dev set dev..dev14; the stage-like-line margin still applies on top).
-COMPLIANCE_SELECTOR_CONFIDENT = 0.6
-COMPLIANCE_CONFIDENT_SIM_MIN = 0.42
-COMPLIANCE_CONFIDENT_MARGIN = 0.04
-# A line whose whole wording is at least this much closer to a compliant sentence than to any
-# violation gets no similarity finding from one of its clauses.
-COMPLIANCE_COMPLIANT_VETO = 0.2
-# A softmax model trained on all violation examples against all compliant sentences (both
-# languages) generalises beyond the nearest example to a clause's attitude.  When it gives a clause
-# at least COMPLIANCE_DETECTOR_MIN and the nearest compliant sentence is not more than
-# -COMPLIANCE_DETECTOR_GAP closer than the nearest violation, the clause is a violation of the
-# selector's rule.
-COMPLIANCE_DETECTOR_MIN = 0.89
-COMPLIANCE_DETECTOR_GAP = 0.0
-COMPLIANCE_DETECTOR_SELECTOR_MIN = 0.3  # ...and the selector must name the rule this surely
-COMPLIANCE_DETECTOR_SIM_MIN = 0.0  # a floor on the nearest violation (0.38..0.42 only cost recall on dev)
-COMPLIANCE_DETECTOR_L2 = 1e-4  # a sharper model than the rule selector's (swept 1e-4..3e-3)
-COMPLIANCE_STAGE_MARGIN = 0.04  # extra similarity margin when the line's stage keywords match
-STAGE_TOP_K = 5
-STAGE_MIN = 0.25  # below this an utterance fits no stage
-STAGE_KEYWORD_BOOST = 0.08  # keyword priors settle near-ties between stages
-STAGE_CHANGE_MIN = 0.30  # a stage change needs at least this confidence
-# Weight of the embedding-only stage model's probability added to each stage's nearest-example
-# score.  Since the line models choose the reported stage, this nearest-example stage only decides
-# whether a line's own wording does a stage's job (COMPLIANCE_STAGE_MARGIN).  Swept 0..0.2 on tune
-# and our dev splits when it still chose the stage: 0.1 helped the newest splits most.
-STAGE_MODEL_WEIGHT = 0.1
-SIGNAL_TOP_K = 2
-SIGNAL_MIN = 0.45
-SIGNAL_MULTI_GAP = 0.0  # a second signal is reported when within this of the best...
-SIGNAL_SECOND_MIN = 0.70  # ...or when it is this strong on its own ("I lost my job, can I pay in parts?")
-SIGNAL_KEYWORD_BOOST = 0.30
-SIGNAL_NONE_MARGIN = 0.0  # the best signal must beat the neutral back-channel examples by this
-
-# The learned line models (assist/linemodel.py) add what patterns and nearest examples missed.
-# Chosen on a fresh batch of lines written after the models (dev16, bench/data/guidance_dev.md):
-# a rule the model is this sure of is added to a line's findings...
-LINE_RULE_ADD = 0.4
-# ...and a line nothing else flagged is a violation when the model is this sure it breaks some
-# rule and names the rules (each at LINE_RULE_ALONE or more): "breaks something" with no rule
-# standing out was mostly a calm line on a touchy topic ("You're ninety days behind...").
-LINE_VIOLATION_MIN = 0.3
-LINE_RULE_ALONE = 0.3
 
 # ComplianceRetracted.reason when the final transcript no longer breaks the rule.
 RETRACTED_NOT_IN_FINAL = "not in the final transcript"
@@ -141,62 +63,6 @@ AGENT_CONFIRMS_IDENTITY = re.compile(
 )
 _CJK = re.compile(r"[\u3400-\u9fff]")
 _LATIN = re.compile(r"[A-Za-z]{2,}")
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    compliance_sim_min: float = COMPLIANCE_SIM_MIN
-    compliance_margin: float = COMPLIANCE_MARGIN
-    compliance_top_k: int = COMPLIANCE_TOP_K
-    compliance_selector_min: float = COMPLIANCE_SELECTOR_MIN
-    compliance_sim_sure: float = COMPLIANCE_SIM_SURE
-    compliance_selector_sure: float = COMPLIANCE_SELECTOR_SURE
-    compliance_selector_override: float = COMPLIANCE_SELECTOR_OVERRIDE
-    compliance_knn_keep_margin: float = COMPLIANCE_KNN_KEEP_MARGIN
-    compliance_stage_margin: float = COMPLIANCE_STAGE_MARGIN
-    compliance_selector_confident: float = COMPLIANCE_SELECTOR_CONFIDENT
-    compliance_confident_sim_min: float = COMPLIANCE_CONFIDENT_SIM_MIN
-    compliance_confident_margin: float = COMPLIANCE_CONFIDENT_MARGIN
-    compliance_compliant_veto: float = COMPLIANCE_COMPLIANT_VETO
-    compliance_detector_min: float = COMPLIANCE_DETECTOR_MIN
-    compliance_detector_gap: float = COMPLIANCE_DETECTOR_GAP
-    compliance_detector_selector_min: float = COMPLIANCE_DETECTOR_SELECTOR_MIN
-    compliance_detector_sim_min: float = COMPLIANCE_DETECTOR_SIM_MIN
-    stage_top_k: int = STAGE_TOP_K
-    stage_min: float = STAGE_MIN
-    stage_keyword_boost: float = STAGE_KEYWORD_BOOST
-    stage_change_min: float = STAGE_CHANGE_MIN
-    stage_model_weight: float = STAGE_MODEL_WEIGHT
-    signal_top_k: int = SIGNAL_TOP_K
-    signal_min: float = SIGNAL_MIN
-    signal_multi_gap: float = SIGNAL_MULTI_GAP
-    signal_second_min: float = SIGNAL_SECOND_MIN
-    signal_keyword_boost: float = SIGNAL_KEYWORD_BOOST
-    signal_none_margin: float = SIGNAL_NONE_MARGIN
-    line_rule_add: float = LINE_RULE_ADD
-    line_violation_min: float = LINE_VIOLATION_MIN
-    line_rule_alone: float = LINE_RULE_ALONE
-
-    def compliance_limits(self) -> ComplianceLimits:
-        """The compliance checker's share of these thresholds."""
-        return ComplianceLimits(
-            sim_min=self.compliance_sim_min,
-            margin=self.compliance_margin,
-            top_k=self.compliance_top_k,
-            selector_min=self.compliance_selector_min,
-            sim_sure=self.compliance_sim_sure,
-            selector_sure=self.compliance_selector_sure,
-            selector_override_min=self.compliance_selector_override,
-            knn_keep_margin=self.compliance_knn_keep_margin,
-            selector_confident=self.compliance_selector_confident,
-            confident_sim_min=self.compliance_confident_sim_min,
-            confident_margin=self.compliance_confident_margin,
-            compliant_veto=self.compliance_compliant_veto,
-            detector_min=self.compliance_detector_min,
-            detector_gap=self.compliance_detector_gap,
-            detector_selector_min=self.compliance_detector_selector_min,
-            detector_sim_min=self.compliance_detector_sim_min,
-        )
 
 
 @dataclass(frozen=True)
@@ -232,123 +98,34 @@ def resolve_language(text: str, default: str, supported: tuple[str, ...]) -> str
     return lang if lang in supported else default
 
 
-@dataclass(frozen=True)
-class Exemplars:
-    """A playbook's sentences embedded once: the nearest-example sets per kind and language,
-    and the line models' training lines."""
-
-    sets: dict[str, dict[str, ExemplarSet]]  # kind ("stage", "signal", "violation", "compliant") -> language
-    examples: list[TrainingLine]  # the playbook's agent-side examples
-    labelled: list[TrainingLine]  # one per labelled_agent_lines(playbook), in that order
-
-
-def labelled_agent_lines(pb: Playbook) -> list[LabelledLine]:
-    """The playbook's labelled lines the line models learn from: agent lines in its languages."""
-    return [x for x in pb.labelled if x.speaker == "agent" and x.language in pb.languages]
-
-
-def embed_exemplars(pb: Playbook, encoder: TextEncoder, cache_dir: str | Path | None) -> Exemplars:
-    """Embed every example sentence of ``pb`` (cached on disk per playbook version)."""
-    rows: list[tuple[str, str, str, str]] = []  # (kind, language, label, text)
-    for lang in pb.languages:
-        for st in pb.stages:
-            for ex in st.examples.get(lang):
-                rows.append(("stage", lang, st.id, ex))
-                rows.append(("compliant", lang, f"stage:{st.id}", ex))
-            for line in st.suggestions:
-                filled = fill_slots(line.text.get(lang), SAMPLE_SLOT_VALUES[lang])
-                if filled:
-                    rows.append(("stage", lang, st.id, filled))
-                    rows.append(("compliant", lang, f"line:{line.id}", filled))
-        for ex in NEUTRAL_AGENT.get(lang, ()):
-            rows.append(("stage", lang, NO_STAGE, ex))
-            # holding lines and line trouble are compliant agent speech too
-            rows.append(("compliant", lang, f"stage:{NO_STAGE}", ex))
-        for sg in pb.signals:
-            for ex in sg.examples.get(lang):
-                rows.append(("signal", lang, sg.id, ex))
-            for line in sg.responses:
-                filled = fill_slots(line.text.get(lang), SAMPLE_SLOT_VALUES[lang])
-                if filled:
-                    rows.append(("compliant", lang, f"line:{line.id}", filled))
-        for ex in NEUTRAL_CUSTOMER.get(lang, ()):
-            rows.append(("signal", lang, NO_SIGNAL, ex))
-        for rule in pb.rules:
-            for ex in rule.violations.get(lang):
-                rows.append(("violation", lang, rule.id, ex))
-            for ex in rule.lookalikes.get(lang):
-                rows.append(("compliant", lang, f"lookalike:{rule.id}", ex))
-    # Reviewed lines are embedded as the engine will see them: after ASR normalisation.
-    labelled = labelled_agent_lines(pb)
-    labelled_texts = [normalize_asr(x.text, x.language) for x in labelled]
-    texts = [r[3] for r in rows]
-    all_vectors = cached_encode(
-        encoder, [*texts, *labelled_texts], playbook_version=pb.playbook_version, cache_dir=cache_dir
-    )
-    vectors, labelled_vectors = all_vectors[: len(rows)], all_vectors[len(rows) :]
-    sets: dict[str, dict[str, ExemplarSet]] = {}
-    for kind in ("stage", "signal", "violation", "compliant"):
-        sets[kind] = {}
-        for lang in pb.languages:
-            idx = [i for i, r in enumerate(rows) if r[0] == kind and r[1] == lang]
-            sets[kind][lang] = ExemplarSet(
-                texts=tuple(rows[i][3] for i in idx),
-                labels=tuple(rows[i][2] for i in idx),
-                vectors=vectors[idx] if idx else np.zeros((0, vectors.shape[1]), dtype=np.float32),
-            )
-    return Exemplars(
-        sets,
-        _example_lines(rows, vectors),
-        [
-            TrainingLine(
-                x.language, text, vec, NO_STAGE if x.stage in (None, NO_STAGE_LABEL) else x.stage, x.rules
-            )
-            for x, text, vec in zip(labelled, labelled_texts, labelled_vectors, strict=True)
-        ],
-    )
-
-
-def _example_lines(rows: list[tuple[str, str, str, str]], vectors: np.ndarray) -> list[TrainingLine]:
-    """The playbook's agent-side examples as line-model training lines: stage examples and
-    suggestions teach their stage, violations their rule, everything compliant "no rule";
-    neutral lines teach "compliant" only."""
-    seen: set[tuple[str, str]] = set()  # stage examples are also compliant rows: once each
-    out: list[TrainingLine] = []
-    for (kind, lang, label, text), vec in zip(rows, vectors, strict=True):
-        if kind == "signal" or (lang, text) in seen:
-            continue
-        seen.add((lang, text))
-        stage = label if kind == "stage" and label != NO_STAGE else None
-        rules = (label,) if kind == "violation" else ()
-        out.append(TrainingLine(lang, normalize_asr(text, lang), vec, stage, rules))
-    return out
-
-
 class GuidanceEngine:
-    """Built once per process: embeds the playbook's exemplars (cached on disk) and holds the models."""
+    """Built once per process: embeds the playbook's exemplars (kept in the caller's ``cache``) and
+    holds the models trained from them."""
 
     def __init__(
         self,
         playbook: Playbook,
         encoder: TextEncoder,
         *,
-        cache_dir: str | Path | None = None,
+        cache: ArrayCache | None = None,
         thresholds: Thresholds | None = None,
     ) -> None:
         self.playbook = playbook
         self.encoder = encoder
         self.thresholds = thresholds or Thresholds()
-        exemplars = embed_exemplars(playbook, encoder, cache_dir)
+        cache = cache or NoCache()
+        exemplars = embed_exemplars(playbook, encoder, cache)
         sets = exemplars.sets
-        self.line_models = self._train_line_models([*exemplars.examples, *exemplars.labelled], cache_dir)
+        training = [*exemplars.examples, *exemplars.labelled]
+        self.line_models = train_line_models_once(playbook, encoder.name, training, cache)
         t = self.thresholds
         self.compliance = ComplianceChecker(
             playbook.rules,
             sets["violation"],
             sets["compliant"],
-            t.compliance_limits(),
-            selector=self._train_rule_selector(sets),
-            detector=self._train_violation_detector(sets),
+            t,
+            selector=train_rule_selector(playbook, sets),
+            detector=train_violation_detector(playbook, sets),
         )
         self.stages = StageClassifier(
             tuple(s.id for s in playbook.stages),
@@ -356,7 +133,7 @@ class GuidanceEngine:
             top_k=t.stage_top_k,
             min_score=t.stage_min,
             keyword_boost=t.stage_keyword_boost,
-            model=self._train_stage_model(sets),
+            model=train_stage_model(playbook, sets),
             model_weight=t.stage_model_weight,
         )
         self.signals = SignalDetector(
@@ -371,45 +148,6 @@ class GuidanceEngine:
         )
         self.excluded_lines = self._screen_lines()
         self.suggester = Suggester(playbook, frozenset(self.excluded_lines))
-
-    def _train_line_models(self, training: list[TrainingLine], cache_dir: str | Path | None) -> LineModels:
-        """The learned line models over the playbook's examples and labelled lines (cached)."""
-        pb = self.playbook
-        rules = tuple(r.id for r in pb.rules)
-        stages = (*(s.id for s in pb.stages), NO_STAGE)
-        key = line_models_key(self.encoder.name, pb.playbook_version, training)
-        base = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
-        return cached_line_models(key, base, lambda: train_line_models(rules, stages, training))
-
-    def _train_rule_selector(self, sets: dict[str, dict[str, ExemplarSet]]) -> SoftmaxModel:
-        """The rule selector, from the playbook's violation examples in every language at once.
-
-        The encoder is multilingual, so Mandarin and English examples of a rule teach one model.
-        """
-        vio = [sets["violation"][lang] for lang in self.playbook.languages]
-        return train_softmax(
-            tuple(r.id for r in self.playbook.rules),
-            np.concatenate([ex.vectors for ex in vio]),
-            [lab for ex in vio for lab in ex.labels],
-        )
-
-    def _train_violation_detector(self, sets: dict[str, dict[str, ExemplarSet]]) -> SoftmaxModel:
-        """Violation examples against every compliant sentence, both languages at once."""
-        vio = [sets["violation"][lang].vectors for lang in self.playbook.languages]
-        ok = [sets["compliant"][lang].vectors for lang in self.playbook.languages]
-        labels = [VIOLATION] * sum(len(v) for v in vio) + [COMPLIANT] * sum(len(v) for v in ok)
-        return train_softmax(
-            (VIOLATION, COMPLIANT), np.concatenate([*vio, *ok]), labels, l2=COMPLIANCE_DETECTOR_L2
-        )
-
-    def _train_stage_model(self, sets: dict[str, dict[str, ExemplarSet]]) -> SoftmaxModel:
-        """A softmax model over the stage examples (and neutral lines), both languages at once."""
-        ex = [sets["stage"][lang] for lang in self.playbook.languages]
-        return train_softmax(
-            (*(s.id for s in self.playbook.stages), NO_STAGE),
-            np.concatenate([e.vectors for e in ex]),
-            [lab for e in ex for lab in e.labels],
-        )
 
     def _screen_lines(self) -> dict[str, str]:
         """Suggestion lines the similarity check flags: never shown (patterns already fail the load)."""

@@ -11,25 +11,26 @@ linear model over two views of the whole line generalises better there:
 
 It is trained at start-up from the playbook's examples plus its labelled lines
 (``labelled.jsonl``, call lines reviewed by people), deterministically (L-BFGS from zero,
-no sampling), in about ten seconds on two cores, then cached on disk.  Plain logistic
-regression: few parameters to calibrate, probabilities that mean something for the
-thresholds, and weights small enough (about 2 MB) to keep in memory once per playbook.
+no sampling), in about ten seconds on two cores, then kept in the caller's cache
+(assist/caching.py).  Plain logistic regression: few parameters to calibrate, probabilities
+that mean something for the thresholds, and weights small enough (about 2 MB) to keep in
+memory once per playbook.
 ``bench/guidance_cv.py`` cross-validates the models over the labelled lines by batch.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import scipy.optimize
 import scipy.sparse as sp
+
+from assist.caching import ArrayCache
 
 NGRAM_DIMS = 1 << 15  # hashed n-gram buckets (some collide; the embedding view covers for them)
 NGRAM_MAX_N = 3  # character n-grams (Mandarin) and word n-grams (English) up to this length
@@ -341,21 +342,15 @@ def line_models_key(encoder_name: str, playbook_version: str, lines: Sequence[Tr
     return h.hexdigest()[:20]
 
 
-def cached_line_models(key: str, cache_dir: Path, train: Callable[[], LineModels]) -> LineModels:
-    """Train once per key and keep the weights on disk (a few seconds saved at every start-up)."""
-    path = cache_dir / f"linemodels_{key}.npz"
-    if path.is_file():
+def cached_line_models(key: str, cache: ArrayCache, train: Callable[[], LineModels]) -> LineModels:
+    """Train once per key and keep the weights (a few seconds saved at every start-up)."""
+    name = f"linemodels_{key}"
+    arrays = cache.load(name)
+    if arrays is not None:
         try:
-            with np.load(path, allow_pickle=False) as data:
-                return LineModels.from_arrays({k: data[k] for k in data.files})
-        except (OSError, ValueError, KeyError):
-            pass  # corrupt or from another layout: retrain and overwrite
+            return LineModels.from_arrays(arrays)
+        except KeyError:
+            pass  # from another layout: retrain and overwrite
     models = train()
-    try:
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp.npz")
-        np.savez(tmp, allow_pickle=False, **models.arrays())
-        os.replace(tmp, path)
-    except OSError:
-        pass  # a read-only cache only costs the training time again
+    cache.save(name, models.arrays())
     return models

@@ -20,8 +20,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from assist.compliance import SoftmaxModel
 from assist.encoders import ExemplarSet
+from assist.softmax_model import SoftmaxModel
 
 
 def _any(*alternatives: str, flags: int = 0) -> re.Pattern[str]:

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from assist.playbook import SLOTS, STAGE_IDS, Line, Playbook, fill_slots
+from assist.playbook_content import SLOTS, STAGE_IDS, Line, Playbook, fill_slots
 
 MAX_SUGGESTIONS = 3
 # A line shown at turn t may come back at turn t + NO_REPEAT_TURNS at the earliest:

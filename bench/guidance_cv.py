@@ -27,11 +27,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from assist.encoders import make_encoder  # noqa: E402
-from assist.engine import LINE_RULE_ALONE, LINE_VIOLATION_MIN, embed_exemplars, labelled_agent_lines  # noqa: E402
+from assist.exemplars import embed_exemplars, labelled_agent_lines  # noqa: E402
 from assist.linemodel import train_line_models  # noqa: E402
 from assist.playbook import load_playbook  # noqa: E402
 from assist.stages import NO_STAGE  # noqa: E402
+from assist.thresholds import Thresholds  # noqa: E402
+from stream.live.caches import DiskArrayCache  # noqa: E402
+from stream.live.encoders import make_encoder  # noqa: E402
 
 DEFAULT_FOLDS = 3
 
@@ -49,7 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     pb = load_playbook(args.playbook)
-    exemplars = embed_exemplars(pb, make_encoder("use"), args.cache_dir)
+    exemplars = embed_exemplars(pb, make_encoder("use"), DiskArrayCache(args.cache_dir))
     agent = labelled_agent_lines(pb)  # aligned with exemplars.labelled
     lines = exemplars.labelled
     split_of = [x.batch for x in agent]
@@ -58,6 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise SystemExit("the labelled lines carry no batch names (`split`): nothing to hold out")
     rules = tuple(r.id for r in pb.rules)
     stages = (*(s.id for s in pb.stages), NO_STAGE)
+    limits = Thresholds()
 
     size = -(-len(batches) // args.folds)
     rows = []
@@ -75,8 +78,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         hits = 0
         for i in test:
             j = models.judge(lines[i].text, lines[i].language, lines[i].vector)
-            flagged = {r for r, p in j.rules.items() if p >= LINE_RULE_ALONE}
-            pred.append(flagged if j.violation >= LINE_VIOLATION_MIN else set())
+            flagged = {r for r, p in j.rules.items() if p >= limits.line_rule_alone}
+            pred.append(flagged if j.violation >= limits.line_violation_min else set())
             gold.append(set(lines[i].rules))
             hits += j.stage == lines[i].stage
         tp = sum(1 for g, p in zip(gold, pred, strict=True) if g and p)

@@ -13,7 +13,7 @@ and R >= 0.90, per-rule macro F1 >= 0.85, stage accuracy >= 0.85, signal macro F
 >= 0.85, p95 <= 20 ms, holding on ``test``.
 
 ``--calibrate`` sweeps the engine's thresholds on the tune split only and prints
-the best values; the chosen ones are named constants in assist/engine.py.  The tune
+the best values; the chosen ones are the defaults of assist/thresholds.py.  The tune
 split is saturated, so also judge changes on our own dev set (same format, splits
 dev .. dev17 in prompts/labelled.jsonl, which the line models train on, and the fresh batches
 dev18, dev19 in bench/data/guidance_holdout.jsonl, which they do not; see
@@ -41,9 +41,14 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from assist.encoders import TextEncoder, make_encoder  # noqa: E402
-from assist.engine import GuidanceEngine, Thresholds  # noqa: E402
-from assist.playbook import RULE_IDS, SIGNAL_IDS, STAGE_IDS, Playbook, load_playbook  # noqa: E402
+from assist.caching import ArrayCache  # noqa: E402
+from assist.encoders import TextEncoder  # noqa: E402
+from assist.engine import GuidanceEngine  # noqa: E402
+from assist.playbook import load_playbook  # noqa: E402
+from assist.playbook_content import RULE_IDS, SIGNAL_IDS, STAGE_IDS, Playbook  # noqa: E402
+from assist.thresholds import Thresholds  # noqa: E402
+from stream.live.caches import DiskArrayCache  # noqa: E402
+from stream.live.encoders import make_encoder  # noqa: E402
 
 DEFAULT_DATA = ROOT / "bench" / "data" / "guidance_eval.jsonl"
 WARMUP_SENTENCES = (
@@ -260,7 +265,7 @@ def apply_thresholds(engine: GuidanceEngine, th: Thresholds) -> None:
     """Re-point a built engine's components at new thresholds (cheaper than rebuilding it)."""
     engine.thresholds = th
     c, st, sg = engine.compliance, engine.stages, engine.signals
-    c.limits = th.compliance_limits()
+    c.limits = th
     st.top_k, st.min_score = th.stage_top_k, th.stage_min
     st.keyword_boost, st.model_weight = th.stage_keyword_boost, th.stage_model_weight
     sg.top_k, sg.min_score, sg.multi_gap = th.signal_top_k, th.signal_min, th.signal_multi_gap
@@ -272,12 +277,12 @@ def calibrate(
     playbook: Playbook,
     encoder: MemoEncoder,
     items: list[dict[str, Any]],
-    cache_dir: str | None,
+    cache: ArrayCache,
     tasks: Sequence[str] = tuple(GRIDS),
 ) -> Thresholds:
     tune = [it for it in items if it["split"] == "tune"]
     best = Thresholds()
-    engine = GuidanceEngine(playbook, encoder, cache_dir=cache_dir, thresholds=best)
+    engine = GuidanceEngine(playbook, encoder, cache=cache, thresholds=best)
     for task, grid in GRIDS.items():
         if task not in tasks:
             continue
@@ -318,16 +323,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     items = load_items(args.data)
     splits = [s for s in args.splits.split(",") if s]
     summaries: list[tuple[str, str, dict[str, Any]]] = []
+    cache = DiskArrayCache(args.cache_dir)
     for name in [e for e in args.encoders.split(",") if e]:
         t0 = time.perf_counter()
         inner = make_encoder(name)
         inner.encode(list(WARMUP_SENTENCES))
-        engine = GuidanceEngine(playbook, inner, cache_dir=args.cache_dir)
+        engine = GuidanceEngine(playbook, inner, cache=cache)
         print(f"\nencoder {name}: model + exemplars ready in {time.perf_counter() - t0:.1f} s")
         if args.calibrate:
             memo = MemoEncoder(inner)
-            th = calibrate(playbook, memo, items, args.cache_dir, args.tasks.split(","))
-            engine = GuidanceEngine(playbook, inner, cache_dir=args.cache_dir, thresholds=th)
+            th = calibrate(playbook, memo, items, cache, args.tasks.split(","))
+            engine = GuidanceEngine(playbook, inner, cache=cache, thresholds=th)
         for _ in range(2):
             judge(
                 engine,

@@ -12,11 +12,14 @@ import tempfile
 import numpy as np
 import pytest
 
-from assist.compliance import split_clauses, weight
-from assist.encoders import make_encoder
+from assist.clauses import split_clauses, weight
 from assist.engine import GuidanceEngine
 from assist.events import ComplianceRetracted, ComplianceWarning
-from assist.playbook import RULE_IDS, default_playbook_dir, load_playbook
+from assist.exemplars import train_violation_detector
+from assist.playbook import default_playbook_dir, load_playbook
+from assist.playbook_content import RULE_IDS
+from stream.live.caches import DiskArrayCache
+from stream.live.encoders import make_encoder
 
 pytestmark = [
     pytest.mark.model,
@@ -30,7 +33,7 @@ pytestmark = [
 def shared_engine() -> GuidanceEngine:
     """One engine for all guidance tests: loading USE and embedding the playbook takes seconds."""
     cache = os.environ.get("CALLASSIST_TEST_EMBED_CACHE") or tempfile.mkdtemp(prefix="callassist-emb-")
-    return GuidanceEngine(load_playbook(), make_encoder("use"), cache_dir=cache)
+    return GuidanceEngine(load_playbook(), make_encoder("use"), cache=DiskArrayCache(cache))
 
 
 # (rule, language, violation, compliant look-alike) -- written for these tests.
@@ -240,7 +243,7 @@ def test_partial_ignores_customers_and_non_critical_rules() -> None:
 
 def test_suggestions_never_trip_a_rule() -> None:
     engine = shared_engine()
-    from assist.playbook import SAMPLE_SLOT_VALUES, fill_slots
+    from assist.playbook_content import SAMPLE_SLOT_VALUES, fill_slots
 
     for line in engine.playbook.lines():
         if line.id in engine.excluded_lines:
@@ -253,7 +256,7 @@ def test_suggestions_never_trip_a_rule() -> None:
 
 def test_rule_selector_is_deterministic_and_names_the_rule() -> None:
     """The selector is trained from the playbook alone: two trainings give the same weights."""
-    from assist.compliance import train_softmax
+    from assist.softmax_model import train_softmax
 
     engine = shared_engine()
     vio = engine.compliance.violations["en"]
@@ -298,7 +301,7 @@ def test_stage_wording_widens_the_similarity_margin() -> None:
 
 
 def test_asr_homophones_are_judged_as_the_intended_words() -> None:
-    from assist.compliance import normalize_asr
+    from assist.clauses import normalize_asr
 
     assert normalize_asr("你正信就花了，于期记录一辈子", "zh") == "你征信就花了，逾期记录一辈子"
     assert normalize_asr("talk to a turney about the pay meant", "en") == (
@@ -314,11 +317,11 @@ def test_asr_homophones_are_judged_as_the_intended_words() -> None:
 
 def test_a_refusal_in_a_condition_is_not_a_reassurance() -> None:
     """'If you won't answer, ...' is the borrower's refusal: the rule's negation does not quiet it."""
-    from assist.compliance import _reassures
+    from assist.patterns import reassures
 
     neg = shared_engine().compliance.by_id["third_party_disclosure"].negations.get("en")[0]
-    assert not _reassures(neg, "If you won't answer, I'll have a chat with your landlord.")
-    assert _reassures(neg, "We won't be talking to your landlord about any of this.")
+    assert not reassures(neg, "If you won't answer, I'll have a chat with your landlord.")
+    assert reassures(neg, "We won't be talking to your landlord about any of this.")
     # written for this test: the threat to tell the employer still fires
     text = "If you won't return my calls, your office manager will hear about this loan from me."
     assert "third_party_disclosure" in {f.rule for f in shared_engine().judge_agent(text, "en").findings}
@@ -344,8 +347,8 @@ def test_learned_detector_is_deterministic_and_judges_whole_lines() -> None:
     engine = shared_engine()
     det = engine.compliance.detector
     assert det is not None and det.classes == ("violation", "compliant")
-    again = engine._train_violation_detector(
-        {"violation": engine.compliance.violations, "compliant": engine.compliance.compliant}
+    again = train_violation_detector(
+        engine.playbook, {"violation": engine.compliance.violations, "compliant": engine.compliance.compliant}
     )
     assert np.array_equal(det.weights, again.weights)
     # written for this test: a calm recap whose middle clause alone sounds stern

@@ -1,4 +1,4 @@
-"""The learned line models' parts: features, fitting, and the on-disk cache (no speech model)."""
+"""The learned line models' parts: features, fitting, and the cache (on disk here; no speech model)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from assist.linemodel import (
     ngrams,
     train_line_models,
 )
+from stream.live.caches import DiskArrayCache
 
 
 def test_ngrams_are_characters_for_mandarin_and_words_for_english() -> None:
@@ -87,8 +88,8 @@ def test_line_models_are_trained_once_and_then_read_from_disk(tmp_path: Path) ->
         return train_line_models(("abusive_language", "harassment"), ("empathy", "none"), lines)
 
     key = line_models_key("toy", "v1", lines)
-    first = cached_line_models(key, tmp_path, train)
-    second = cached_line_models(key, tmp_path, train)
+    first = cached_line_models(key, DiskArrayCache(tmp_path), train)
+    second = cached_line_models(key, DiskArrayCache(tmp_path), train)
     assert calls == [1]
     assert second.violations.classes == ("violation", "abusive_language", "harassment")
     assert np.array_equal(first.stages.weights, second.stages.weights)
@@ -97,7 +98,7 @@ def test_line_models_are_trained_once_and_then_read_from_disk(tmp_path: Path) ->
     # a different line set is a different key; a corrupt file is retrained, not fatal
     assert line_models_key("toy", "v1", lines[:-1]) != key
     (tmp_path / f"linemodels_{key}.npz").write_bytes(b"not a zip")
-    cached_line_models(key, tmp_path, train)
+    cached_line_models(key, DiskArrayCache(tmp_path), train)
     assert calls == [1, 1]
 
 

@@ -17,16 +17,13 @@ import pytest
 import yaml
 
 from assist.playbook import (
-    RULE_IDS,
-    SIGNAL_IDS,
-    STAGE_IDS,
     PlaybookError,
     check_playbook,
     default_playbook_dir,
-    fill_slots,
     load_playbook,
     playbook_version,
 )
+from assist.playbook_content import RULE_IDS, SIGNAL_IDS, STAGE_IDS, fill_slots
 
 
 def _texts(prefix: str, n: int) -> dict[str, list[str]]:

@@ -8,8 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from assist.encoders import cached_encode, make_encoder
+from assist.encoders import cached_encode
 from assist.engine import resolve_language
+from stream.live.caches import DiskArrayCache
+from stream.live.encoders import make_encoder
 from tests.test_compliance import pytestmark as _compliance_marks
 from tests.test_compliance import shared_engine
 
@@ -108,14 +110,15 @@ class CountingEncoder:
 
 def test_exemplar_cache_is_computed_once_per_version(tmp_path: Path) -> None:
     enc = CountingEncoder()
-    a = cached_encode(enc, ["一", "two"], playbook_version="v1", cache_dir=tmp_path)
-    b = cached_encode(enc, ["一", "two"], playbook_version="v1", cache_dir=tmp_path)
+    cache = DiskArrayCache(tmp_path)
+    a = cached_encode(enc, ["一", "two"], playbook_version="v1", cache=cache)
+    b = cached_encode(enc, ["一", "two"], playbook_version="v1", cache=cache)
     assert enc.calls == 1 and np.array_equal(a, b)
-    cached_encode(enc, ["一", "two"], playbook_version="v2", cache_dir=tmp_path)
+    cached_encode(enc, ["一", "two"], playbook_version="v2", cache=cache)
     assert enc.calls == 2
-    for f in tmp_path.glob("*.npy"):
+    for f in tmp_path.glob("*.npz"):
         f.write_bytes(b"garbage")
-    c = cached_encode(enc, ["一", "two"], playbook_version="v1", cache_dir=tmp_path)
+    c = cached_encode(enc, ["一", "two"], playbook_version="v1", cache=cache)
     assert enc.calls == 3 and c.shape == (2, 8)
 
 

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from assist.playbook import Playbook, default_playbook_dir, load_playbook
+from assist.playbook import default_playbook_dir, load_playbook
+from assist.playbook_content import Playbook
 from assist.suggest import (
     MAX_SUGGESTIONS,
     NO_REPEAT_TURNS,

@@ -101,12 +101,13 @@ def warm_up(transcriber: Transcriber, languages: Sequence[str] = ("zh",)) -> flo
 
 
 def load_engine(settings: Settings) -> GuidanceEngine:
-    from assist.encoders import make_encoder
     from assist.engine import GuidanceEngine
     from assist.playbook import load_playbook
+    from stream.live.caches import DiskArrayCache
+    from stream.live.encoders import make_encoder
 
     playbook = load_playbook(playbook_dir(settings))
-    return GuidanceEngine(playbook, make_encoder(settings.guidance_encoder))
+    return GuidanceEngine(playbook, make_encoder(settings.guidance_encoder), cache=DiskArrayCache())
 
 
 def asr_plan_for(engine: GuidanceEngine | None) -> AsrPlan:

@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import functools
 import json
-import tempfile
 import time
 import zlib
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -63,9 +62,7 @@ class HashEncoder:
 
 @functools.cache
 def test_engine() -> GuidanceEngine:
-    return GuidanceEngine(
-        load_playbook(), HashEncoder(), cache_dir=tempfile.mkdtemp(prefix="callassist-hash-")
-    )
+    return GuidanceEngine(load_playbook(), HashEncoder())
 
 
 def reference_legs(call: FixtureCall) -> dict[str, np.ndarray]:
