@@ -477,3 +477,25 @@ async def test_a_live_call_through_the_service_survives_an_unwritable_store(
     assert sum(e.type == "transcript.final" for e in stored) == 6
     assert health["store"]["spool_events"] == 0 and health["store"]["lost"] == 0
     assert health["store"]["replayed"] >= 2
+
+
+async def test_an_event_the_store_can_never_take_is_dropped_not_retried_forever(tmp_path: Path) -> None:
+    """Events of a call whose call.started is nowhere (UnknownCallError) must not block the others."""
+    url = str(tmp_path / "calls.db")
+    good = call_events("good", 4)
+    stray = [ev("stray", 7, final("无头")), ev("stray", 8, final("之事"))]
+    leftover = Spool(tmp_path / "spool.jsonl", max_bytes=1 << 20, max_events=100)
+    for e in good[:3] + stray + good[3:]:
+        leftover.append(e)
+    leftover.close()
+    store = open_store(url, masking=None)
+    sink = sink_for(store, tmp_path / "spool.jsonl")
+    try:
+        await sink.start()
+        assert_stored_once_in_order(store, good)
+        assert store.get_call("stray") is None and store.events("stray") == []
+        stats = sink.stats()
+        assert stats["spool_events"] == 0 and stats["lost"] == 2 and stats["replayed"] == len(good)
+    finally:
+        await sink.aclose()
+        store.close()

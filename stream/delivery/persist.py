@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 _END_STATUS = {"stop": "ended", "disconnected": "ended", "timeout": "ended", "shutdown": "interrupted"}
 SPOOL_RETRY_MIN_S = 0.5  # defaults of store.spool_retry_min_s / _max_s, for sinks built without settings
 SPOOL_RETRY_MAX_S = 10.0
+SPOOL_DRAIN_BATCH = 200  # spooled events written per store transaction: a long backlog drains in seconds
 
 
 class StoreSink:
@@ -224,24 +225,45 @@ class StoreSink:
                 except Exception as exc:
                     self._retry_later(exc)
                     return False
-            item = self.spool.head()
-            if item is None:
+            # a batch never straddles the previous run's backlog: its calls are closed right after it
+            batch = self.spool.head(min(self._backlog or SPOOL_DRAIN_BATCH, SPOOL_DRAIN_BATCH))
+            if not batch:
                 return True
-            event = item.event
             try:
-                await asyncio.to_thread(self._write, event)
-                self.written += 1
-                self.replayed += 1
-            except UnknownCallError as exc:
-                self.failures += 1
-                self.lost += 1
-                log.error("call store refused spooled %s #%d, dropped: %s", event.call_id, event.seq, exc)
+                await asyncio.to_thread(self._write_batch, [item.event for item in batch])
+                done = batch
+                self.written += len(done)
+                self.replayed += len(done)
+            except UnknownCallError:  # one event names a call the store lacks: find it, keep the rest
+                done = []
+                for item in batch:
+                    if not await self._drain_one(item.event):
+                        break
+                    done.append(item)
             except Exception as exc:
                 self._retry_later(exc)
                 return False
+            await asyncio.to_thread(self.spool.pop, done)
+            self._backlog = max(0, self._backlog - len(done))
+            if len(done) < len(batch):
+                return False
             self.last_failure = None
-            await asyncio.to_thread(self.spool.pop, item)
-            self._backlog = max(0, self._backlog - 1)
+
+    async def _drain_one(self, event: Event) -> bool:
+        """Write one spooled event; False when the store fails (retry later).  A refused one is dropped."""
+        try:
+            await asyncio.to_thread(self._write, event)
+        except UnknownCallError as exc:
+            self.failures += 1
+            self.lost += 1
+            log.error("call store refused spooled %s #%d, dropped: %s", event.call_id, event.seq, exc)
+            return True
+        except Exception as exc:
+            self._retry_later(exc)
+            return False
+        self.written += 1
+        self.replayed += 1
+        return True
 
     def _retry_later(self, exc: Exception) -> None:
         self.failures += 1
@@ -256,28 +278,44 @@ class StoreSink:
                 self.store.end_call(call_id, status="interrupted", ended_at=last)
             del self._orphans[call_id]
 
+    def _write_batch(self, events: list[Event]) -> None:
+        """Several events in one store transaction; calls created before and ended after it."""
+        for event in events:
+            if isinstance(event.body, CallStarted):
+                self._create(event, event.body)
+        self.store.append_events(events)
+        for event in events:
+            if isinstance(event.body, CallEnded):
+                self._end(event, event.body)
+
     def _write(self, event: Event) -> None:
         body = event.body
         if isinstance(body, CallStarted):
-            self.store.create_call(
-                event.call_id,
-                tenant=self.tenant,
-                started_at=event.ts,
-                language=body.language,
-                metadata=dict(body.metadata),
-                node=self.node,
-            )
+            self._create(event, body)
         self.store.append_events([event])
         if isinstance(body, CallEnded):
-            status = _END_STATUS.get(body.reason, "error")
-            self.store.end_call(event.call_id, status=status, ended_at=event.ts, duration=body.duration)  # type: ignore[arg-type]
+            self._end(event, body)
+
+    def _create(self, event: Event, body: CallStarted) -> None:
+        self.store.create_call(
+            event.call_id,
+            tenant=self.tenant,
+            started_at=event.ts,
+            language=body.language,
+            metadata=dict(body.metadata),
+            node=self.node,
+        )
+
+    def _end(self, event: Event, body: CallEnded) -> None:
+        status = _END_STATUS.get(body.reason, "error")
+        self.store.end_call(event.call_id, status=status, ended_at=event.ts, duration=body.duration)  # type: ignore[arg-type]
 
     def stats(self) -> dict[str, Any]:
         """What ``healthz`` shows under ``store``."""
         out: dict[str, Any] = {"written": self.written, "failures": self.failures}
         if self.spool is None:
             return out
-        head = self.spool.head()
+        head = next(iter(self.spool.head()), None)
         out.update(
             spool_events=len(self.spool),
             spool_bytes=self.spool.pending_bytes,

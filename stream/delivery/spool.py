@@ -26,11 +26,13 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import itertools
 import json
 import logging
 import os
 import threading
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -153,22 +155,24 @@ class Spool:
             self._pending.append(item)
             return item
 
-    def head(self) -> Spooled | None:
+    def head(self, n: int = 1) -> list[Spooled]:
+        """The first ``n`` events waiting, oldest first."""
         with self._lock:
-            return self._pending[0] if self._pending else None
+            return list(itertools.islice(self._pending, n))
 
-    def pop(self, item: Spooled) -> None:
-        """``item`` (the head) reached the store.  Once nothing is pending the file is emptied.
+    def pop(self, items: Sequence[Spooled]) -> None:
+        """``items`` (from :meth:`head`) reached the store.  Once nothing is pending the file is emptied.
 
-        Naming the item makes a second pop of the same head (a cancelled drain racing the next
-        one) harmless instead of dropping an event that was never written.
+        Naming the items makes a second pop of the same head (a cancelled drain racing the next
+        one) harmless instead of dropping events that were never written.
         """
         with self._lock:
-            if not self._pending or self._pending[0] is not item:
-                return
-            self._pending.popleft()
-            self._pending_bytes -= item.size
-            if not self._pending and self._fd is not None:
+            for item in items:
+                if not self._pending or self._pending[0] is not item:
+                    break
+                self._pending.popleft()
+                self._pending_bytes -= item.size
+            if not self._pending and self._fd is not None and self._file_bytes:
                 try:
                     os.ftruncate(self._fd, 0)
                     os.fsync(self._fd)
