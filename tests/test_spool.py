@@ -499,3 +499,62 @@ async def test_an_event_the_store_can_never_take_is_dropped_not_retried_forever(
     finally:
         await sink.aclose()
         store.close()
+
+
+KILL_AFTER_SEQ = 40  # the child is SIGKILLed once it has reported this many spooled events
+_SPOOLING_CHILD = """
+import asyncio, sys
+from pathlib import Path
+from stream.store.db import open_store
+from tests.test_spool import call_events, sink_for
+
+async def main() -> None:
+    down = open_store(sys.argv[1], masking=None)
+    down.close()  # a store that refuses every write
+    sink = sink_for(down, Path(sys.argv[2]))
+    for e in call_events("killed", 300, ended=False):
+        await sink(e)
+        print(e.seq, flush=True)  # the sink returned: the event is spooled and fsynced
+    await asyncio.sleep(120)
+
+asyncio.run(main())
+"""
+
+
+async def test_events_spooled_before_a_sigkill_are_replayed(tmp_path: Path) -> None:
+    import signal
+    import sys
+
+    url = str(tmp_path / "calls.db")
+    open_store(url, masking=None).close()
+    root = Path(__file__).resolve().parent.parent
+    child = subprocess.Popen(
+        [sys.executable, "-c", _SPOOLING_CHILD, url, str(tmp_path / "spool.jsonl")],
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    reported = 0
+    try:
+        assert child.stdout is not None
+        for line in child.stdout:
+            reported = int(line)
+            if reported >= KILL_AFTER_SEQ:
+                child.send_signal(signal.SIGKILL)
+                break
+    finally:
+        child.kill()
+        child.wait(timeout=30)
+    assert reported >= KILL_AFTER_SEQ
+    store = open_store(url, masking=None)
+    sink = sink_for(store, tmp_path / "spool.jsonl")
+    try:
+        await sink.start()
+        seqs = [e.seq for e in store.events("killed")]
+        assert seqs == list(range(1, len(seqs) + 1)) and len(seqs) >= reported
+        rec = store.get_call("killed")
+        assert rec is not None and rec.status == "interrupted"
+    finally:
+        await sink.aclose()
+        store.close()

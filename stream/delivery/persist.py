@@ -76,6 +76,7 @@ class StoreSink:
         self._wake = asyncio.Event()
         self._started: asyncio.Task[None] | None = None
         self._task: asyncio.Task[None] | None = None
+        self._closed = False  # after aclose: events still spool, for the next run to replay
         self._backlog = 0  # events of a previous run still ahead in the spool
         self._orphans: dict[str, float] = {}  # that run's unended calls -> their last event's time
 
@@ -109,6 +110,15 @@ class StoreSink:
         await asyncio.shield(self._started)
 
     async def _replay(self) -> None:
+        try:
+            await self._replay_backlog()
+        except Exception as exc:  # never let a start-up surprise take every call's events with it
+            self.error = f"store spool replay failed: {exc}"
+            log.exception("store spool replay failed; the background drain keeps trying")
+        if not self._closed:
+            self._task = asyncio.create_task(self._drain_forever(), name="store-spool-drain")
+
+    async def _replay_backlog(self) -> None:
         assert self.spool is not None
         try:
             backlog = await asyncio.to_thread(self.spool.load)
@@ -130,10 +140,10 @@ class StoreSink:
             )
             if await self._drain_pass():
                 log.info("store spool replayed")
-        self._task = asyncio.create_task(self._drain_forever(), name="store-spool-drain")
 
     async def aclose(self) -> None:
         """Stop retrying; one last pass writes what it can, the rest stays spooled for the next run."""
+        self._closed = True
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
@@ -197,7 +207,7 @@ class StoreSink:
         self.spooled += 1
         self.error = None
         self._wake.set()
-        if self._task is None or self._task.done():
+        if not self._closed and (self._task is None or self._task.done()):
             self._task = asyncio.create_task(self._drain_forever(), name="store-spool-drain")
 
     # -- draining ----------------------------------------------------------------------------------

@@ -81,8 +81,8 @@ class Spool:
             return self._load_locked()
 
     def _load_locked(self) -> list[Event]:
-        self._loaded = True
         if self._fd is None and not self.path.exists():
+            self._loaded = True
             return []
         fd = self._open()
         raw = b""
@@ -104,6 +104,7 @@ class Spool:
             self._pending.append(Spooled(event, len(line) + 1))
         self._file_bytes = end
         self._pending_bytes = sum(s.size for s in self._pending)
+        self._loaded = True
         return [s.event for s in self._pending]
 
     def _open(self) -> int:
