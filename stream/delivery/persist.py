@@ -103,7 +103,7 @@ class StoreSink:
         goes to the store before any new event.  A store still away at start-up does not hold the
         service up: new events queue behind the backlog.
         """
-        if self.spool is None:
+        if self.spool is None or (self._started is not None and self._started.done()):
             return
         if self._started is None:
             self._started = asyncio.ensure_future(self._replay())
