@@ -558,3 +558,30 @@ async def test_events_spooled_before_a_sigkill_are_replayed(tmp_path: Path) -> N
     finally:
         await sink.aclose()
         store.close()
+
+
+async def test_the_service_replays_a_left_spool_before_it_listens(tmp_path: Path) -> None:
+    from aiohttp import web
+
+    from stream.live.pipeline import AsrPlan, Services
+    from stream.web.server import Service
+    from tests.test_server_ingest import FakeTranscriber
+
+    settings = load_settings(None, {"data_dir": str(tmp_path), "guidance": False, "auth.enabled": False})
+    events = call_events("before", 3)
+    left = Spool(settings.store_spool_path(), max_bytes=1 << 20, max_events=100)
+    for e in events:
+        left.append(e)
+    left.close()
+    store = open_store(settings.store_url(), masking=None)
+    service = Service(
+        settings, Services(transcriber=FakeTranscriber(), engine=None, plan=AsrPlan()), store=store
+    )
+    runner = web.AppRunner(service.app())
+    try:
+        await runner.setup()  # start-up hooks only: nothing listens yet
+        assert_stored_once_in_order(store, events)
+        assert settings.store_spool_path().stat().st_size == 0
+    finally:
+        await runner.cleanup()
+        store.close()
