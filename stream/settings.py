@@ -82,6 +82,14 @@ class StoreSettings:
     url: str = ""  # sqlite path / sqlite:///file.db / postgresql://...; default: <data_dir>/calls.db
     masking: bool = True  # mask personal data (ID/bank cards, phones, e-mail) before it is stored or shown
     node: str = ""  # this service node's name (several nodes may share one PostgreSQL); default: hostname
+    # While the store is away, events wait in <data_dir>/store-spool.jsonl (stream.delivery.spool)
+    # and are written in order once it is back.  Beyond these limits new events are not stored (an
+    # error in the log and in healthz), so a long outage cannot fill the disk; an event takes a few
+    # hundred bytes.
+    spool_max_bytes: int = 64 * 1024 * 1024
+    spool_max_events: int = 200_000
+    spool_retry_min_s: float = 0.5  # first pause before retrying the store; doubles per failure
+    spool_retry_max_s: float = 10.0  # longest pause between retries while the store stays away
 
 
 @dataclass(frozen=True)
@@ -194,6 +202,14 @@ class Settings:
         _check(s.default_language in SUPPORTED_LANGUAGES, "default_language", "must be zh or en")
         _check(0 < s.mqtt.port <= 65535, "mqtt.port", "must be 1..65535")
         _check(s.mqtt.buffer_limit > 0, "mqtt.buffer_limit", "must be positive")
+        _check(s.store.spool_max_bytes >= 4096, "store.spool_max_bytes", "must be >= 4096")
+        _check(s.store.spool_max_events > 0, "store.spool_max_events", "must be positive")
+        _check(s.store.spool_retry_min_s > 0, "store.spool_retry_min_s", "must be positive")
+        _check(
+            s.store.spool_retry_max_s >= s.store.spool_retry_min_s,
+            "store.spool_retry_max_s",
+            "must be >= store.spool_retry_min_s",
+        )
         _check(
             bool(s.auth.tenant) and "/" not in s.auth.tenant, "auth.tenant", "must be non-empty, without '/'"
         )
@@ -209,6 +225,10 @@ class Settings:
 
     def store_url(self) -> str:
         return self.store.url or str(self.data_path() / "calls.db")
+
+    def store_spool_path(self) -> Path:
+        """Where events wait while the call store is away: per data dir, so per node."""
+        return self.data_path() / "store-spool.jsonl"
 
     def secret_path(self) -> Path:
         return Path(self.auth.secret_file) if self.auth.secret_file else self.data_path() / "secret.key"

@@ -84,11 +84,7 @@ class Service:
         self.settings = settings
         self.services = services
         self.store = store
-        self.store_sink = (
-            StoreSink(store, tenant=settings.auth.tenant, node=settings.node_name())
-            if store is not None
-            else None
-        )
+        self.store_sink = StoreSink.for_settings(store, settings) if store is not None else None
         self.scheduler = AsrScheduler(
             services.transcriber,
             final_queue=settings.asr.final_queue,
@@ -130,6 +126,8 @@ class Service:
         return app
 
     async def _on_startup(self, _app: web.Application) -> None:
+        if self.store_sink is not None:  # a previous run's spooled events go before any new call's
+            await self.store_sink.start()
         await self.scheduler.start()
         from stream.ingest import start_audiosocket
 
@@ -142,6 +140,8 @@ class Service:
         if audiosocket is not None:  # first, so each AudioSocket call finishes through its connection
             await audiosocket.stop()
         await self.calls.shutdown()  # final events and summaries reach the MQTT buffer here
+        if self.store_sink is not None:  # what the store still refuses stays spooled for the next run
+            await self.store_sink.aclose()
         self.live.close()
         if self.mqtt is not None:
             await self.mqtt.aclose()
