@@ -114,17 +114,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"encoder {args.encoder}: engine ready in {time.perf_counter() - t0:.1f} s; data {args.data.name}")
 
     out: dict[str, dict[str, Any]] = {}
+    judged: dict[str, list[Prediction]] = {language: [] for language in LANGUAGES}
     for split in SPLITS if args.split == "both" else (args.split,):
         for language in LANGUAGES:
             chosen = [it for it in items if it["split"] == split and it["language"] == language]
             if not chosen:
                 continue
             preds = judge(engine, chosen)
+            judged[language] += preds
             m = rule_figures(preds)
             print_figures(language, split, m)
             if args.errors:
                 print_errors(preds)
             out[f"{language}/{split}"] = m
+    if args.split == "both":  # the two halves together, from the judgements above
+        for language, preds in judged.items():
+            if preds:
+                out[f"{language}/both"] = m = rule_figures(preds)
+                print_figures(language, "both halves", m)
     if args.json:
         args.json.write_text(json.dumps(out, indent=1, ensure_ascii=False), encoding="utf-8")
     return 0
