@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from stream.auth import issue_token
-from stream.ingest.base import EndOfCall, LegAudio, MetadataChanged, OpenCall, Violation
+from stream.ingest.events import EndOfCall, LegAudio, MetadataChanged, OpenCall, Violation
 from stream.ingest.freeswitch import FreeSwitchProtocol
 from stream.settings import LimitSettings
 from tests.replay import freeswitch as fs

@@ -13,7 +13,7 @@ import pytest
 
 from stream.audio import codecs
 from stream.auth import issue_token
-from stream.ingest.base import EndOfCall, LegAudio, OpenCall, Violation
+from stream.ingest.events import EndOfCall, LegAudio, OpenCall, Violation
 from stream.ingest.twilio import TwilioProtocol, max_text_chars
 from stream.settings import LimitSettings
 from tests.replay.harness import (

@@ -56,6 +56,7 @@ from aiohttp.abc import AbstractAccessLogger
 
 from assist.events import CallEnded, ComplianceRetracted, ComplianceWarning, Event
 from stream.auth import Action, AuthError, Claims, Role, authorize, issue_token, token_from, verify_token
+from stream.ingest.refusal import close_reason, http_refusal, is_websocket_upgrade, refusal_code
 from stream.settings import Settings
 
 if TYPE_CHECKING:
@@ -76,7 +77,6 @@ ENDED_SUMMARY_KEEP_S = 30 * 60.0
 and at most ``limits.ended_calls_kept`` of them."""
 
 LIVE_HEARTBEAT_S = 20.0
-CLOSE_REASON_BYTES = 120  # RFC 6455 caps a close reason at 123 bytes
 SEVERITIES = ("critical", "major", "minor")
 REVIEW_FORMATS = ("html", "json")
 
@@ -162,30 +162,6 @@ class Gate:
         self._ingesters.move_to_end(call_id)
         while len(self._ingesters) > self._ingesters_kept:
             self._ingesters.popitem(last=False)
-
-
-def refusal_code(err: AuthError) -> str:
-    return "unauthorized" if err.status == 401 else "forbidden"
-
-
-def http_refusal(err: AuthError) -> web.HTTPException:
-    body = json.dumps({"error": refusal_code(err), "message": err.reason})
-    if err.status == 401:
-        challenge = 'Bearer realm="callassist"'
-        if err.reason != "missing token":  # RFC 6750 3.1: no error code when no token was sent
-            challenge += ', error="invalid_token"'
-        return web.HTTPUnauthorized(
-            text=body, content_type="application/json", headers={hdrs.WWW_AUTHENTICATE: challenge}
-        )
-    return web.HTTPForbidden(text=body, content_type="application/json")
-
-
-def is_websocket_upgrade(request: web.Request) -> bool:
-    return web.WebSocketResponse().can_prepare(request).ok
-
-
-def close_reason(code: str, message: str) -> bytes:
-    return f"{code}: {message}".encode()[:CLOSE_REASON_BYTES]
 
 
 async def refuse_websocket(request: web.Request, err: AuthError) -> web.StreamResponse:
