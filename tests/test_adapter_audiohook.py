@@ -371,6 +371,30 @@ def test_messages_before_open() -> None:
     assert isinstance(late, Violation) and late.code == "not_opened"
 
 
+def test_a_conversation_with_a_call_gets_one_scoped_to_the_session_then_a_disconnect() -> None:
+    core, client = new_core()
+    (first,) = client.open()
+    assert isinstance(first, OpenCall)
+    (retry,) = core.call_refused("call_conflict", "call is ending")
+    assert isinstance(retry, OpenCall) and retry.params.call_id == f"{first.params.call_id}:{SESSION}"
+    assert client.take() == [], "nothing said to the client while another call id is tried"
+    *_, refused = core.call_refused("call_conflict", "taken too")
+    assert isinstance(refused, Violation) and refused.fatal
+    (disconnect,) = client.take()
+    assert disconnect["parameters"] == {"reason": "error", "info": "taken too"}
+
+
+def test_timeouts_and_the_grace_after_disconnect() -> None:
+    core, client = new_core()
+    assert core.wait_s == core.limits.start_timeout_s
+    *_, timeout = core.receive_timeout()
+    assert isinstance(timeout, Violation) and timeout.code == "timeout"
+    (disconnect,) = client.take()
+    assert disconnect["parameters"]["reason"] == "error" and "open" in disconnect["parameters"]["info"]
+    assert not core.done and core.wait_s == 5.0, "the client gets a grace to send close"
+    assert core.receive_timeout() == [] and core.done, "then we stop waiting"
+
+
 # -- endpoint ------------------------------------------------------------------------------------
 
 

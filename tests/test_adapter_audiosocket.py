@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from stream.ingest.audiosocket import AudioSocketProtocol, error_reply, frame, pair
-from stream.ingest.events import EndOfCall, LegAudio, Notice, OpenCall, Violation
+from stream.ingest.events import EndOfCall, LegAudio, Notice, OpenCall, Send, Violation
 from stream.settings import LimitSettings
 from tests.replay.audiosocket import AUDIO, ERROR, HANGUP, UUID, Leg, leg_uuids
 from tests.replay.harness import (
@@ -191,3 +191,22 @@ async def test_listener_stop_finishes_open_calls() -> None:
         await leg.close()
     assert [f["speaker"] for f in events if f["type"] == "transcript.final"] == ["customer"]
     assert events[-1]["reason"] == "shutdown"
+
+
+def test_violations_refusals_and_timeouts_are_answered_with_an_error_then_a_hangup() -> None:
+    c = core()
+    c.receive_bytes(frame(UUID, STREAM.bytes) + frame(AUDIO, b"\x00" * 3))
+    assert c.data_to_send() == [Send(error_reply("misaligned_frame"))]
+    c = core()
+    c.receive_bytes(frame(UUID, STREAM.bytes))
+    (refusal,) = c.call_refused("call_conflict", "call is ending")
+    assert isinstance(refusal, Violation) and refusal.code == "call_conflict"
+    assert c.data_to_send() == [Send(b"\xff\x00\x01\x16\x00\x00\x00")]  # 0x16: refused
+    c = core()
+    assert c.wait_s == LIMITS.start_timeout_s
+    (timeout,) = c.receive_timeout()
+    assert isinstance(timeout, Violation) and timeout.message.startswith("no UUID within")
+    assert c.data_to_send() == [Send(error_reply("timeout"))]
+    c = core()
+    c.receive_bytes(frame(UUID, STREAM.bytes))
+    assert c.receive_eof(None) == [EndOfCall("disconnected")], "a dropped socket is not a hangup"

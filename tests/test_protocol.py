@@ -11,8 +11,9 @@ import numpy.typing as npt
 import pytest
 
 from stream.audio import codecs
-from stream.ingest.events import EndOfCall, LegAudio, MetadataChanged, OpenCall, Violation
+from stream.ingest.events import EndOfCall, LegAudio, MetadataChanged, OpenCall, Send, SendClose, Violation
 from stream.ingest.native import IngestProtocol, ProtocolEvent, State
+from stream.ingest.refusal import close_reason
 from stream.live.session import CallParams
 from stream.settings import LimitSettings
 from tests.test_codecs import read_pcm_wav, read_wav_chunks
@@ -383,3 +384,46 @@ def test_frame_size_does_not_change_the_audio() -> None:
         outputs.append(leg_audio(events, "customer"))
     for out in outputs[1:]:
         np.testing.assert_allclose(out, outputs[0], atol=1e-6)
+
+
+# -- what the client hears (queued by the core, sent by the driver) ---------------------------
+
+
+def sent(proto: IngestProtocol) -> list[Any]:
+    return [json.loads(item.data) if isinstance(item, Send) else item for item in proto.data_to_send()]
+
+
+def test_replies_are_the_ack_error_frames_and_the_close() -> None:
+    proto = started()
+    assert proto.data_to_send() == [] and proto.wait_s == LIMITS.start_timeout_s
+    proto.call_opened("call-1")
+    assert sent(proto) == [{"type": "started", "call_id": "call-1", "events": "/v1/calls/call-1/events"}]
+    assert proto.wait_s == LIMITS.idle_timeout_s, "the idle timeout runs once the call is open"
+    proto.receive_text(json.dumps({"type": "metadata", "metadata": []}))
+    (error,) = sent(proto)
+    assert (error["type"], error["code"], error["fatal"]) == ("error", "invalid_metadata", False)
+    v = violation(proto.receive_bytes(b"\x00"))
+    error, close = sent(proto)
+    assert (error["code"], error["fatal"]) == ("misaligned_frame", True)
+    assert close == SendClose(1007, close_reason("misaligned_frame", v.message)) and proto.done
+    proto.call_ended()
+    assert proto.data_to_send() == [], "closed once"
+
+
+def test_timeouts_refusals_and_oversize_are_fatal_with_their_close_codes() -> None:
+    proto = IngestProtocol(LimitSettings(start_timeout_s=3.0))
+    assert violation(proto.receive_timeout()).message == "no start frame within 3 s"
+    assert sent(proto)[-1] == SendClose(1008, b"timeout: no start frame within 3 s")
+    proto = started()
+    proto.call_refused("forbidden", "token does not cover this call")
+    error, close = sent(proto)
+    assert error == {
+        "type": "error",
+        "code": "forbidden",
+        "message": "token does not cover this call",
+        "fatal": True,
+    }
+    assert close == SendClose(1008, b"forbidden: token does not cover this call")
+    proto = started()
+    v = violation(proto.receive_oversize("Message size 70000 exceeds limit 64000"))
+    assert (v.code, v.close_code, v.fatal) == ("message_too_big", 1009, True) and proto.done
