@@ -18,7 +18,7 @@ from stream.settings import Settings
 
 
 class AccessGate(Protocol):
-    """The token checks an ingest transport makes (:class:`stream.web.pages.Gate` implements them)."""
+    """The token checks an ingest transport makes (:class:`stream.web.access.Gate` implements them)."""
 
     @property
     def enabled(self) -> bool: ...

@@ -41,7 +41,8 @@ from stream.live.pipeline import Services
 from stream.live.session import CallSession
 from stream.settings import Settings
 from stream.store.db import Store
-from stream.web.pages import Gate, LiveFeed, WebRoutes, drain_client, refuse_websocket
+from stream.web.access import Gate, drain_client, refuse_websocket
+from stream.web.pages import LiveFeed, WebRoutes
 
 log = logging.getLogger(__name__)
 
