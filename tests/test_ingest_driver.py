@@ -7,9 +7,11 @@ refusal, timeout and end, and the call is finished exactly once however the conn
 
 from __future__ import annotations
 
+import ast
 import asyncio
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, cast
 
 import numpy as np
@@ -334,3 +336,18 @@ async def test_transcripts_reach_the_core_before_it_hears_the_call_ended() -> No
     await speaker
     assert core.seen.index(("transcript", "hello")) < core.seen.index(("ended", None))
     assert conn.sent.index(Send("transcript:hello")) < conn.sent.index(SendClose(1000, b"call ended"))
+
+
+def test_ingest_does_not_import_the_web_layer() -> None:
+    """Web may import ingest, never the reverse (not even for type checking)."""
+    root = Path(__file__).parent.parent / "stream" / "ingest"
+    for path in root.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
+            assert not any(n == "stream.web" or n.startswith("stream.web.") for n in names), path

@@ -213,12 +213,12 @@ def ingest_claims(ctx: IngestContext, request: web.Request | None, token: str | 
 
 
 class IngestBridge:
-    """One adapter connection's path into :class:`~stream.live.calls.CallManager`.
+    """One connection's path into :class:`~stream.live.calls.CallManager` (the driver owns it).
 
-    Mirrors the native handler: scope checked before the call is looked up, the
-    call opened (or joined, for one-leg-per-connection platforms), audio fed as
-    it arrives, and :meth:`close` run on every exit path so audio already
-    received is transcribed and the call ends exactly once.
+    The token's scope is checked before the call is looked up, the call opened
+    (or joined, for one-leg-per-connection platforms), audio fed as it arrives,
+    and :meth:`close` run on every exit path so audio already received is
+    transcribed and the call ends exactly once.
     """
 
     def __init__(self, ctx: IngestContext, transport: str) -> None:

@@ -75,8 +75,13 @@ misaligned audio, audio while paused) gets the protocol's error response: a
 ``disconnect`` ``{"reason": "error", "info": ...}``, after which the client
 sends ``close`` and gets ``closed``.  The call ends with reason ``error`` and an
 ``error`` event, and audio already received is kept and transcribed.  No
-``start_timeout_s`` ``open`` / ``idle_timeout_s`` silence (no message at all)
-is answered the same way.
+``open`` within ``start_timeout_s`` / an ``idle_timeout_s`` silence (no message
+at all) is answered the same way, and ends the call as ``timeout`` (as on every
+transport).
+
+Modules: :mod:`.messages` (the protocol's constants, field checks, media choice and transcript
+entities), :mod:`.protocol` (the sans-IO core, run by :mod:`stream.ingest.driver`) and
+:mod:`.endpoint` (the handshake checks and the route).
 """
 
 from stream.ingest.audiohook.endpoint import PATH, AudioHookEndpoint, add_route, check_client, handshake_of
