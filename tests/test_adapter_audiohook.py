@@ -14,8 +14,18 @@ import pytest
 
 from assist.events import TranscriptFinal
 from stream.audio import codecs
-from stream.ingest.audiohook import AudioHookProtocol, CloseRequest, Handshake, OpenSession, Reply
-from stream.ingest.base import EndUtterances, LegAudio, LegGap, MetadataChanged, Notice, Violation
+from stream.ingest.audiohook import AudioHookProtocol, Handshake
+from stream.ingest.events import (
+    EndOfCall,
+    EndUtterances,
+    LegAudio,
+    LegGap,
+    MetadataChanged,
+    Notice,
+    OpenCall,
+    Send,
+    Violation,
+)
 from stream.ingest.httpsig import SignatureVerifier, SignedRequest
 from stream.settings import LimitSettings
 from tests.replay.audiohook import AudioHookClient, sign, stereo_offers
@@ -121,13 +131,28 @@ ORG = str(uuid.uuid4())
 
 
 class Client:
-    """Builds client messages for the core, tracking seq/serverseq/position like Genesys."""
+    """Builds client messages for the core, tracking seq/serverseq/position like Genesys; the
+    server messages the core queued are collected in ``inbox`` (see :meth:`take`)."""
 
     def __init__(self, core: AudioHookProtocol) -> None:
         self.core = core
         self.seq = 0
         self.serverseq = 0
         self.seconds = 0.0
+        self.inbox: list[dict[str, Any]] = []
+
+    def take(self) -> list[dict[str, Any]]:
+        """The server messages queued since the last take, in order."""
+        self._receive()
+        out, self.inbox = self.inbox, []
+        return out
+
+    def _receive(self) -> None:
+        for item in self.core.data_to_send():
+            assert isinstance(item, Send) and isinstance(item.data, str)
+            message = json.loads(item.data)
+            self.serverseq = message["seq"]
+            self.inbox.append(message)
 
     def text(self, kind: str, params: dict[str, Any], **override: Any) -> list[Any]:
         self.seq += 1
@@ -142,9 +167,7 @@ class Client:
         }
         msg.update(override)
         events = self.core.receive_text(json.dumps(msg))
-        for ev in events:
-            if isinstance(ev, Reply):
-                self.serverseq = json.loads(ev.text)["seq"]
+        self._receive()
         return events
 
     def audio(self, data: bytes, channels: int = 2, mulaw: bool = True) -> list[Any]:
@@ -172,15 +195,12 @@ def new_core(unauthorized: str | None = None) -> tuple[AudioHookProtocol, Client
     return core, Client(core)
 
 
-def replies(events: list[Any]) -> list[dict[str, Any]]:
-    return [json.loads(ev.text) for ev in events if isinstance(ev, Reply)]
-
-
 def opened(media: list[dict[str, Any]] | None = None, **params: Any) -> tuple[AudioHookProtocol, Client, Any]:
     core, client = new_core()
     (session,) = client.open(media, **params)
-    assert isinstance(session, OpenSession)
-    (reply,) = replies(core.accept_open())
+    assert isinstance(session, OpenCall)
+    core.call_opened(session.params.call_id)
+    (reply,) = client.take()
     assert reply["type"] == "opened"
     return core, client, session
 
@@ -240,34 +260,36 @@ def test_l16_audio_is_little_endian_in_channel_order() -> None:
 
 def test_open_refusals_are_disconnects() -> None:
     _, client = new_core()
-    *_, reply, violation = client.open(
-        [{"type": "audio", "format": "OPUS", "channels": ["external"], "rate": 8000}]
-    )
-    msg = json.loads(reply.text)
+    *_, violation = client.open([{"type": "audio", "format": "OPUS", "channels": ["external"], "rate": 8000}])
+    (msg,) = client.take()
     assert (msg["type"], msg["parameters"]["reason"]) == ("disconnect", "error")
     assert isinstance(violation, Violation) and violation.code == "unsupported_format"
     _, client = new_core()
-    *_, reply, _ = client.open(language="fr-FR")
-    assert json.loads(reply.text)["parameters"]["reason"] == "error"
+    client.open(language="fr-FR")
+    (reply,) = client.take()
+    assert reply["parameters"]["reason"] == "error"
     _, client = new_core(unauthorized="unknown API key")
-    *_, reply, violation = client.open()
-    assert json.loads(reply.text)["parameters"] == {"reason": "unauthorized", "info": "unknown API key"}
+    *_, violation = client.open()
+    (reply,) = client.take()
+    assert reply["parameters"] == {"reason": "unauthorized", "info": "unknown API key"}
     # After a disconnect the client closes and gets closed, with its close's seq.
-    (closed,) = replies(client.text("close", {"reason": "disconnect"}))
+    client.text("close", {"reason": "disconnect"})
+    (closed,) = client.take()
     assert (closed["type"], closed["clientseq"], closed["seq"]) == ("closed", 2, 2)
 
 
 def test_probe_opens_no_call_and_supported_languages() -> None:
-    core, client = new_core()
-    (session,) = client.open(conversationId="00000000-0000-0000-0000-000000000000", supportedLanguages=True)
-    assert session == OpenSession(None)
-    (reply,) = replies(core.accept_open())
-    assert reply["parameters"]["supportedLanguages"] == ["en-US", "zh-CN"]
+    _core, client = new_core()
+    # A probe is answered at once: no call to open.
+    assert client.open(conversationId="00000000-0000-0000-0000-000000000000", supportedLanguages=True) == []
+    (reply,) = client.take()
+    assert reply["type"] == "opened" and reply["parameters"]["supportedLanguages"] == ["en-US", "zh-CN"]
 
 
 def test_ping_pause_resume_discard_update_error_close() -> None:
     _core, client, _ = opened()
-    (pong,) = replies(client.text("ping", {"rtt": "PT0.05S"}))
+    assert client.text("ping", {"rtt": "PT0.05S"}) == []
+    (pong,) = client.take()
     assert (pong["type"], pong["seq"], pong["clientseq"]) == ("pong", 2, 2)
     client.audio(b"\xff" * 3200)  # 0.2 s
     # A pause ends the utterances in progress (their transcripts go out now); saying it twice is harmless.
@@ -297,15 +319,17 @@ def test_discarded_and_resumed_gaps_become_silence_up_to_the_position() -> None:
     (note,) = client.text("error", {"code": 500, "message": "tough stuff"})
     assert isinstance(note, Notice) and "500" in note.message
     *_, close = client.text("close", {"reason": "end"})
-    assert close == CloseRequest("stop")
+    assert close == EndOfCall("stop")
     final = TranscriptFinal("agent", "agent-0001", "hello there", "zh", 0.25, 1.0, 10.0)
-    event = json.loads(core.transcript(final, "c1").text)  # type: ignore[union-attr]
+    core.receive_transcript(final, "c1")
+    (event,) = client.take()
     data = event["parameters"]["entities"][0]["data"]
     assert event["type"] == "event" and data["channelId"] == 1 and data["isFinal"] is True
     assert (data["offset"], data["duration"]) == ("PT0.25S", "PT0.75S")
     tokens = data["alternatives"][0]["interpretations"][0]["tokens"]
     assert [t["value"] for t in tokens] == ["hello", "there"] and tokens[1]["offset"] > tokens[0]["offset"]
-    (closed,) = replies(core.close_done())
+    core.call_ended()
+    (closed,) = client.take()
     assert closed["type"] == "closed" and closed["clientseq"] == client.seq
 
 
@@ -332,7 +356,7 @@ def test_violations_get_a_disconnect_and_keep_the_audio(mutate: Any, code: str) 
     client.audio(b"\x10" * 3200)
     events = mutate(client)
     assert isinstance(events[0], LegAudio), "the resampler tails come first"
-    (reply,) = replies(events)
+    (reply,) = client.take()
     assert (reply["type"], reply["parameters"]["reason"]) == ("disconnect", "error")
     assert isinstance(events[-1], Violation) and events[-1].code == code and events[-1].fatal
     assert core.receive_bytes(b"\xff" * 320) == []  # stragglers ignored, no second disconnect
@@ -345,6 +369,30 @@ def test_messages_before_open() -> None:
     core, _ = new_core()
     *_, late = core.receive_bytes(b"\xff" * 320)
     assert isinstance(late, Violation) and late.code == "not_opened"
+
+
+def test_a_conversation_with_a_call_gets_one_scoped_to_the_session_then_a_disconnect() -> None:
+    core, client = new_core()
+    (first,) = client.open()
+    assert isinstance(first, OpenCall)
+    (retry,) = core.call_refused("call_conflict", "call is ending")
+    assert isinstance(retry, OpenCall) and retry.params.call_id == f"{first.params.call_id}:{SESSION}"
+    assert client.take() == [], "nothing said to the client while another call id is tried"
+    *_, refused = core.call_refused("call_conflict", "taken too")
+    assert isinstance(refused, Violation) and refused.fatal
+    (disconnect,) = client.take()
+    assert disconnect["parameters"] == {"reason": "error", "info": "taken too"}
+
+
+def test_timeouts_and_the_grace_after_disconnect() -> None:
+    core, client = new_core()
+    assert core.wait_s == core.limits.start_timeout_s
+    *_, timeout = core.receive_timeout()
+    assert isinstance(timeout, Violation) and timeout.code == "timeout"
+    (disconnect,) = client.take()
+    assert disconnect["parameters"]["reason"] == "error" and "open" in disconnect["parameters"]["info"]
+    assert not core.done and core.wait_s == 5.0, "the client gets a grace to send close"
+    assert core.receive_timeout() == [] and core.done, "then we stop waiting"
 
 
 # -- endpoint ------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from stream.ingest.audiosocket import AudioSocketProtocol, error_reply, frame, pair
-from stream.ingest.base import EndOfCall, LegAudio, Notice, OpenCall, Violation
+from stream.ingest.events import EndOfCall, LegAudio, Notice, OpenCall, Send, Violation
 from stream.settings import LimitSettings
 from tests.replay.audiosocket import AUDIO, ERROR, HANGUP, UUID, Leg, leg_uuids
 from tests.replay.harness import (
@@ -45,9 +45,9 @@ def test_frames_split_anywhere_parse_the_same() -> None:
     stream = (
         frame(UUID, STREAM.bytes) + frame(AUDIO, b"\x10\x00" * 160) * 3 + frame(0x03, b"5") + frame(HANGUP)
     )
-    whole = core().receive(stream)
+    whole = core().receive_bytes(stream)
     c = core()
-    pieces = [c.receive(stream[i : i + 1]) for i in range(len(stream))]
+    pieces = [c.receive_bytes(stream[i : i + 1]) for i in range(len(stream))]
     split = [ev for piece in pieces for ev in piece]
     assert (
         [type(e) for e in whole]
@@ -76,21 +76,23 @@ def test_frames_split_anywhere_parse_the_same() -> None:
     ],
 )
 def test_violations(data: bytes, code: str) -> None:
-    events = core().receive(data)
+    events = core().receive_bytes(data)
     assert isinstance(events[-1], Violation) and (events[-1].code, events[-1].fatal) == (code, True)
 
 
 def test_unknown_types_are_skipped_and_errors_end_the_stream() -> None:
     c = core()
-    events = c.receive(frame(UUID, STREAM.bytes) + frame(0x42, b"??") + frame(AUDIO, b"\x00\x00" * 80))
+    events = c.receive_bytes(frame(UUID, STREAM.bytes) + frame(0x42, b"??") + frame(AUDIO, b"\x00\x00" * 80))
     assert [type(e) for e in events] == [OpenCall, Violation, LegAudio]
     assert isinstance(events[1], Violation) and not events[1].fatal
-    assert c.receive(frame(ERROR, b"\x01"))[-1] == EndOfCall("stop")  # Asterisk: hangup of calling party
+    assert c.receive_bytes(frame(ERROR, b"\x01"))[-1] == EndOfCall(
+        "stop"
+    )  # Asterisk: hangup of calling party
     c = core()
-    *_, note, end = c.receive(frame(UUID, STREAM.bytes) + frame(ERROR, b"\x02"))
+    *_, note, end = c.receive_bytes(frame(UUID, STREAM.bytes) + frame(ERROR, b"\x02"))
     assert isinstance(note, Notice) and "0x02" in note.message and end == EndOfCall("error")
     c = core()
-    c.receive(frame(UUID, STREAM.bytes))
+    c.receive_bytes(frame(UUID, STREAM.bytes))
     assert c.receive_eof() == [EndOfCall("stop")]  # socket closure is a normal end
 
 
@@ -188,3 +190,22 @@ async def test_listener_stop_finishes_open_calls() -> None:
         await leg.close()
     assert [f["speaker"] for f in events if f["type"] == "transcript.final"] == ["customer"]
     assert events[-1]["reason"] == "shutdown"
+
+
+def test_violations_refusals_and_timeouts_are_answered_with_an_error_then_a_hangup() -> None:
+    c = core()
+    c.receive_bytes(frame(UUID, STREAM.bytes) + frame(AUDIO, b"\x00" * 3))
+    assert c.data_to_send() == [Send(error_reply("misaligned_frame"))]
+    c = core()
+    c.receive_bytes(frame(UUID, STREAM.bytes))
+    (refusal,) = c.call_refused("call_conflict", "call is ending")
+    assert isinstance(refusal, Violation) and refusal.code == "call_conflict"
+    assert c.data_to_send() == [Send(b"\xff\x00\x01\x16\x00\x00\x00")]  # 0x16: refused
+    c = core()
+    assert c.wait_s == LIMITS.start_timeout_s
+    (timeout,) = c.receive_timeout()
+    assert isinstance(timeout, Violation) and timeout.message.startswith("no UUID within")
+    assert c.data_to_send() == [Send(error_reply("timeout"))]
+    c = core()
+    c.receive_bytes(frame(UUID, STREAM.bytes))
+    assert c.receive_eof(None) == [EndOfCall("disconnected")], "a dropped socket is not a hangup"

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from stream.auth import issue_token
-from stream.ingest.base import EndOfCall, LegAudio, MetadataChanged, OpenCall, Violation
+from stream.ingest.events import EndOfCall, LegAudio, MetadataChanged, OpenCall, SendClose, Violation
 from stream.ingest.freeswitch import FreeSwitchProtocol
 from stream.settings import LimitSettings
 from tests.replay import freeswitch as fs
@@ -188,3 +188,16 @@ async def test_audio_first_is_refused_and_token_is_required_with_auth() -> None:
         await wait_ended(h.service, "fs-ok")
         events = await call_events(h.url, "fs-ok", token=token)
     assert "transcript.final" in kinds(events)
+
+
+def test_refusal_and_the_end_of_the_call_close_the_fork() -> None:
+    c = core()
+    opened(c, {})
+    (refusal,) = c.call_refused("too_many_calls", "too many concurrent calls (limit 1)")
+    assert isinstance(refusal, Violation) and refusal.fatal and c.done
+    assert c.data_to_send() == [SendClose(1008, b"too_many_calls: too many concurrent calls (limit 1)")]
+    c = core()
+    opened(c, {})
+    c.receive_eof(1000)
+    c.call_ended()
+    assert c.data_to_send() == [SendClose(1000, b"call ended")]

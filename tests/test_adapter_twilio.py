@@ -12,7 +12,7 @@ import pytest
 
 from stream.audio import codecs
 from stream.auth import issue_token
-from stream.ingest.base import EndOfCall, LegAudio, OpenCall, Violation
+from stream.ingest.events import EndOfCall, LegAudio, OpenCall, SendClose, Violation
 from stream.ingest.twilio import TwilioProtocol, max_text_chars
 from stream.settings import LimitSettings
 from tests.replay.harness import (
@@ -304,3 +304,17 @@ async def test_ingest_token_from_custom_parameter_or_query() -> None:
             events = await call_events(h.url, s.call_sid, token=ingest)
             assert "transcript.final" in kinds(events)
             assert "token" not in events[0]["metadata"]
+
+
+def test_a_fatal_violation_or_timeout_closes_with_its_code_and_reason() -> None:
+    c = core()
+    c.receive_text(start_msg())
+    assert c.data_to_send() == [], "Twilio never hears from us while streaming"
+    c.receive_text(start_msg().replace('"sequenceNumber": "1"', '"sequenceNumber": "2"'))
+    assert c.data_to_send() == [SendClose(1008, b"duplicate_start: 'start' was already received")] and c.done
+    c = TwilioProtocol(
+        limits=LimitSettings(start_timeout_s=2.0), inbound_leg="customer", default_language="zh"
+    )
+    (timeout,) = c.receive_timeout()
+    assert isinstance(timeout, Violation) and timeout.message == "no call start within 2 s"
+    assert c.data_to_send() == [SendClose(1008, b"timeout: no call start within 2 s")]

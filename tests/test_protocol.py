@@ -11,17 +11,10 @@ import numpy.typing as npt
 import pytest
 
 from stream.audio import codecs
-from stream.ingest.native import (
-    Audio,
-    IngestProtocol,
-    MetadataUpdate,
-    ProtocolEvent,
-    ProtocolViolation,
-    Started,
-    StartInfo,
-    State,
-    Stopped,
-)
+from stream.ingest.events import EndOfCall, LegAudio, MetadataChanged, OpenCall, Send, SendClose, Violation
+from stream.ingest.native import IngestProtocol, ProtocolEvent, State
+from stream.ingest.refusal import close_reason
+from stream.live.session import CallParams
 from stream.settings import LimitSettings
 from tests.test_codecs import read_pcm_wav, read_wav_chunks
 
@@ -41,7 +34,7 @@ FRAME_20MS_8K_STEREO_MULAW = 160 * 2
 def started(limits: LimitSettings = LIMITS, **overrides: Any) -> IngestProtocol:
     proto = IngestProtocol(limits)
     events = proto.receive_text(json.dumps({**START, **overrides}))
-    assert len(events) == 1 and isinstance(events[0], Started), events
+    assert len(events) == 1 and isinstance(events[0], OpenCall), events
     return proto
 
 
@@ -50,16 +43,16 @@ def state(proto: IngestProtocol) -> State:
     return proto.state
 
 
-def violation(events: list[ProtocolEvent]) -> ProtocolViolation:
-    assert events and isinstance(events[-1], ProtocolViolation), events
+def violation(events: list[ProtocolEvent]) -> Violation:
+    assert events and isinstance(events[-1], Violation), events
     return events[-1]
 
 
 def audio_len(events: list[ProtocolEvent], leg: str) -> int:
-    return sum(len(e.legs[leg]) for e in events if isinstance(e, Audio))
+    return sum(len(e.legs[leg]) for e in events if isinstance(e, LegAudio))
 
 
-def start_error(message: dict[str, Any]) -> ProtocolViolation:
+def start_error(message: dict[str, Any]) -> Violation:
     proto = IngestProtocol(LIMITS)
     v = violation(proto.receive_text(json.dumps(message)))
     assert v.fatal and proto.state is State.CLOSED
@@ -74,8 +67,8 @@ def test_fixture_call_in_20ms_mulaw_frames() -> None:
     assert (tag, channels, rate) == (7, 2, 8000)
     proto = IngestProtocol(LIMITS)
     (ev,) = proto.receive_text(json.dumps({**START, "metadata": {"agent_name": "王伟", "amount": 1840.5}}))
-    assert isinstance(ev, Started)
-    assert ev.info == StartInfo(
+    assert isinstance(ev, OpenCall)
+    assert ev.params == CallParams(
         "call-1", "zh", 8000, "mulaw", ("agent", "customer"), {"agent_name": "王伟", "amount": 1840.5}
     )
     assert state(proto) is State.STREAMING
@@ -83,17 +76,17 @@ def test_fixture_call_in_20ms_mulaw_frames() -> None:
     events: list[ProtocolEvent] = []
     for i in range(0, len(data), FRAME_20MS_8K_STEREO_MULAW):
         out = proto.receive_bytes(data[i : i + FRAME_20MS_8K_STEREO_MULAW])
-        assert len(out) == 1 and isinstance(out[0], Audio)
+        assert len(out) == 1 and isinstance(out[0], LegAudio)
         assert len(out[0].legs["agent"]) == len(out[0].legs["customer"])
         events += out
     tail = proto.receive_text('{"type": "stop"}')
-    assert isinstance(tail[-1], Stopped) and isinstance(tail[0], Audio)
+    assert tail[-1] == EndOfCall("stop") and isinstance(tail[0], LegAudio)
     events += tail
     assert proto.state is State.CLOSED
 
     frames_8k = len(data) // channels
     legs = {
-        leg: np.concatenate([e.legs[leg] for e in events if isinstance(e, Audio)])
+        leg: np.concatenate([e.legs[leg] for e in events if isinstance(e, LegAudio)])
         for leg in START["channels"]
     }
     _, original = read_pcm_wav(FIXTURES / "dev_zh_02.wav")
@@ -111,16 +104,16 @@ def test_mono_pcm_16k_leg_passes_through() -> None:
     proto = started(sample_rate=16000, encoding="pcm_s16le", channels=["customer"])
     pcm = (np.sin(np.arange(640) / 5) * 20000).astype(np.int16)
     (ev,) = proto.receive_bytes(pcm.tobytes())
-    assert isinstance(ev, Audio) and list(ev.legs) == ["customer"]
+    assert isinstance(ev, LegAudio) and list(ev.legs) == ["customer"]
     np.testing.assert_array_equal(ev.legs["customer"], (pcm / 32768.0).astype(np.float32))
-    assert proto.receive_text('{"type": "stop"}') == [Stopped()]  # nothing held back at 16 kHz
+    assert proto.receive_text('{"type": "stop"}') == [EndOfCall("stop")]  # nothing held back at 16 kHz
 
 
 def test_channel_order_maps_legs() -> None:
     proto = started(sample_rate=16000, encoding="pcm_s16le", channels=["customer", "agent"])
     frames = np.array([[100, -7], [200, -8]], dtype=np.int16)  # channel 0 = customer
     (ev,) = proto.receive_bytes(frames.tobytes())
-    assert isinstance(ev, Audio)
+    assert isinstance(ev, LegAudio)
     np.testing.assert_array_equal(ev.legs["customer"] * 32768, [100, 200])
     np.testing.assert_array_equal(ev.legs["agent"] * 32768, [-7, -8])
 
@@ -136,9 +129,7 @@ def test_alaw_8k_stereo() -> None:
 def test_metadata_updates_merge() -> None:
     proto = started(metadata={"agent_name": "A", "amount": 10})
     (ev,) = proto.receive_text(json.dumps({"type": "metadata", "metadata": {"amount": 12, "company": "X"}}))
-    assert ev == MetadataUpdate(
-        {"agent_name": "A", "amount": 12, "company": "X"}, {"amount": 12, "company": "X"}
-    )
+    assert ev == MetadataChanged({"amount": 12, "company": "X"})
     assert proto.metadata == {"agent_name": "A", "amount": 12, "company": "X"}
 
 
@@ -263,7 +254,7 @@ def test_duplicate_start_is_fatal_but_keeps_received_audio() -> None:
     events += proto.receive_text(json.dumps(START))
     v = violation(events)
     assert (v.code, v.close_code, v.fatal) == ("duplicate_start", 1008, True)
-    assert isinstance(events[-2], Audio)  # the resampler tail comes before the violation
+    assert isinstance(events[-2], LegAudio)  # the resampler tail comes before the violation
     assert audio_len(events, "agent") == 3200  # 1600 samples/leg at 8 kHz, all delivered at 16 kHz
     assert proto.state is State.CLOSED
 
@@ -286,7 +277,7 @@ def test_audio_frame_over_the_size_limit() -> None:
     limits = LimitSettings(max_frame_bytes=640)
     proto = started(limits)
     first = proto.receive_bytes(b"\x00" * 640)  # exactly at the limit is fine
-    assert len(first) == 1 and isinstance(first[0], Audio)
+    assert len(first) == 1 and isinstance(first[0], LegAudio)
     events = proto.receive_bytes(b"\x00" * 642)
     v = violation(events)
     assert (v.code, v.close_code, v.fatal) == ("message_too_big", 1009, True)
@@ -329,7 +320,7 @@ def test_misaligned_audio_frame(overrides: dict[str, Any], size: int) -> None:
 
 def test_anything_after_stop_is_ignored() -> None:
     proto = started()
-    assert isinstance(proto.receive_text('{"type": "stop"}')[-1], Stopped)
+    assert proto.receive_text('{"type": "stop"}')[-1] == EndOfCall("stop")
     for events in (
         proto.receive_bytes(b"\x00" * 320),
         proto.receive_text('{"type": "stop"}'),
@@ -371,7 +362,7 @@ def test_metadata_key_limit_applies_after_merge() -> None:
     (ev,) = proto.receive_text(
         json.dumps({"type": "metadata", "metadata": {"k0": "changed", "x": 1, "y": 2}})
     )
-    assert isinstance(ev, MetadataUpdate) and len(ev.metadata) == 32
+    assert isinstance(ev, MetadataChanged) and len(proto.metadata) == 32
 
 
 def _frames(data: bytes, size: int) -> list[bytes]:
@@ -379,7 +370,7 @@ def _frames(data: bytes, size: int) -> list[bytes]:
 
 
 def leg_audio(events: list[ProtocolEvent], leg: str) -> npt.NDArray[np.float32]:
-    return np.concatenate([e.legs[leg] for e in events if isinstance(e, Audio)])
+    return np.concatenate([e.legs[leg] for e in events if isinstance(e, LegAudio)])
 
 
 def test_frame_size_does_not_change_the_audio() -> None:
@@ -393,3 +384,46 @@ def test_frame_size_does_not_change_the_audio() -> None:
         outputs.append(leg_audio(events, "customer"))
     for out in outputs[1:]:
         np.testing.assert_allclose(out, outputs[0], atol=1e-6)
+
+
+# -- what the client hears (queued by the core, sent by the driver) ---------------------------
+
+
+def sent(proto: IngestProtocol) -> list[Any]:
+    return [json.loads(item.data) if isinstance(item, Send) else item for item in proto.data_to_send()]
+
+
+def test_replies_are_the_ack_error_frames_and_the_close() -> None:
+    proto = started()
+    assert proto.data_to_send() == [] and proto.wait_s == LIMITS.start_timeout_s
+    proto.call_opened("call-1")
+    assert sent(proto) == [{"type": "started", "call_id": "call-1", "events": "/v1/calls/call-1/events"}]
+    assert proto.wait_s == LIMITS.idle_timeout_s, "the idle timeout runs once the call is open"
+    proto.receive_text(json.dumps({"type": "metadata", "metadata": []}))
+    (error,) = sent(proto)
+    assert (error["type"], error["code"], error["fatal"]) == ("error", "invalid_metadata", False)
+    v = violation(proto.receive_bytes(b"\x00"))
+    error, close = sent(proto)
+    assert (error["code"], error["fatal"]) == ("misaligned_frame", True)
+    assert close == SendClose(1007, close_reason("misaligned_frame", v.message)) and proto.done
+    proto.call_ended()
+    assert proto.data_to_send() == [], "closed once"
+
+
+def test_timeouts_refusals_and_oversize_are_fatal_with_their_close_codes() -> None:
+    proto = IngestProtocol(LimitSettings(start_timeout_s=3.0))
+    assert violation(proto.receive_timeout()).message == "no start frame within 3 s"
+    assert sent(proto)[-1] == SendClose(1008, b"timeout: no start frame within 3 s")
+    proto = started()
+    proto.call_refused("forbidden", "token does not cover this call")
+    error, close = sent(proto)
+    assert error == {
+        "type": "error",
+        "code": "forbidden",
+        "message": "token does not cover this call",
+        "fatal": True,
+    }
+    assert close == SendClose(1008, b"forbidden: token does not cover this call")
+    proto = started()
+    v = violation(proto.receive_oversize("Message size 70000 exceeds limit 64000"))
+    assert (v.code, v.close_code, v.fatal) == ("message_too_big", 1009, True) and proto.done

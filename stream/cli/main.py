@@ -67,7 +67,8 @@ async def _serve(settings: Settings, *, config: str | None = None) -> int:
 
     from stream.live.pipeline import build_services
     from stream.store import open_store
-    from stream.web.pages import RedactingAccessLogger, base_url, startup_lines
+    from stream.web.access import RedactingAccessLogger
+    from stream.web.pages import base_url, startup_lines
     from stream.web.server import Service
 
     store = open_store(settings.store_url(), masking=None)  # the session masks before anything is stored

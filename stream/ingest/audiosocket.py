@@ -54,29 +54,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import ipaddress
 import logging
 import struct
 import uuid
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
-from stream.ingest.base import (
-    AudioDecoder,
-    EndOfCall,
-    IngestBridge,
-    LegAudio,
-    Notice,
-    OpenCall,
-    Refused,
-    Violation,
-    has_audio,
-)
+from stream.ingest.base import AudioDecoder, flush_tails
+from stream.ingest.connections import StreamConnection
+from stream.ingest.context import IngestContext
+from stream.ingest.core import Phase, StreamingCore
+from stream.ingest.driver import run_connection
+from stream.ingest.events import EndOfCall, IngestEvent, LegAudio, Notice, OpenCall, Send, Violation
+from stream.ingest.refusal import CLOSE_NORMAL, CLOSE_POLICY_VIOLATION
 from stream.live.session import CallParams
 from stream.settings import LimitSettings
-
-if TYPE_CHECKING:
-    from stream.web.server import Service
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +80,6 @@ KIND_SLIN_OTHER: Final = range(0x11, 0x19)
 KIND_ERROR: Final = 0xFF
 HEADER: Final = struct.Struct(">BH")
 SAMPLE_RATE: Final = 8000
-READ_BYTES: Final = 16_384  # one socket read; a frame may span several
 ASTERISK_HANGUP_ERROR: Final = 0x01  # Asterisk's error code for "hangup of calling party": a normal end
 SUFFIX_LEGS: Final = {"a": "agent", "c": "customer"}
 
@@ -121,41 +112,29 @@ def pair(stream: uuid.UUID, pairing: str, unpaired_leg: str) -> tuple[str, str]:
     return text, unpaired_leg
 
 
-class State(enum.Enum):
-    AWAIT_UUID = "await_uuid"
-    STREAMING = "streaming"
-    CLOSED = "closed"
-
-
-AudioSocketEvent = OpenCall | LegAudio | EndOfCall | Notice | Violation
-
-
-class AudioSocketProtocol:
+class AudioSocketProtocol(StreamingCore):
     """Byte-stream parser and state machine of one AudioSocket connection (sans-IO)."""
 
+    START_MISSING = "no UUID"
+    IDLE_MISSING = "no message"
+
     def __init__(self, *, limits: LimitSettings, pairing: str, unpaired_leg: str, language: str) -> None:
-        self.limits = limits
+        super().__init__(limits)
         self.pairing = pairing
         self.unpaired_leg = unpaired_leg
         self.language = language
-        self.state = State.AWAIT_UUID
         self.decoder: AudioDecoder | None = None
         self._buffer = bytearray()
 
-    @property
-    def started(self) -> bool:
-        return self.state is not State.AWAIT_UUID
+    def receive_text(self, text: str) -> list[IngestEvent]:
+        return self.receive_bytes(text.encode())  # TCP carries no text; here for the core protocol
 
-    @property
-    def open(self) -> bool:
-        return self.state is not State.CLOSED
-
-    def receive(self, data: bytes) -> list[AudioSocketEvent]:
-        if self.state is State.CLOSED:
+    def receive_bytes(self, data: bytes) -> list[IngestEvent]:
+        if self.done:
             return []
         self._buffer += data
-        events: list[AudioSocketEvent] = []
-        while self.open and len(self._buffer) >= HEADER.size:
+        events: list[IngestEvent] = []
+        while not self.done and len(self._buffer) >= HEADER.size:
             kind, length = HEADER.unpack_from(self._buffer)
             if length > self.limits.max_frame_bytes:
                 return [
@@ -171,27 +150,25 @@ class AudioSocketProtocol:
             events += self._on_frame(kind, payload)
         return events
 
-    def receive_eof(self) -> list[AudioSocketEvent]:
-        """The socket closed: a normal end for AudioSocket ("socket closure is also sufficient")."""
-        if self.state is State.CLOSED:
+    def receive_eof(self, close_code: int | None = CLOSE_NORMAL) -> list[IngestEvent]:
+        """The socket closed: a normal end for AudioSocket ("socket closure is also sufficient");
+        ``None``: it dropped."""
+        if self.done:
             return []
         events = self._tails()
-        self.state = State.CLOSED
-        return [*events, EndOfCall("stop")]
+        self.state = Phase.CLOSED
+        return [*events, EndOfCall("stop" if close_code == CLOSE_NORMAL else "disconnected")]
 
-    def timeout(self, what: str) -> list[AudioSocketEvent]:
-        return self._fatal("timeout", what)
-
-    def _on_frame(self, kind: int, payload: bytes) -> list[AudioSocketEvent]:
+    def _on_frame(self, kind: int, payload: bytes) -> list[IngestEvent]:
         if kind == KIND_UUID:
-            if self.state is not State.AWAIT_UUID:
+            if self.state is not Phase.AWAIT_START:
                 return self._fatal("duplicate_start", "a second UUID message")
             if len(payload) != 16:
                 return self._fatal("invalid_start", f"UUID payload of {len(payload)} bytes (16 expected)")
             stream = uuid.UUID(bytes=payload)
             call_id, leg = pair(stream, self.pairing, self.unpaired_leg)
             self.decoder = AudioDecoder("pcm_s16le", SAMPLE_RATE, [leg])
-            self.state = State.STREAMING
+            self.state = Phase.STREAMING
             params = CallParams(
                 call_id=call_id,
                 language=self.language,
@@ -213,12 +190,12 @@ class AudioSocketProtocol:
             )
         if kind == KIND_HANGUP:
             events = self._tails()
-            self.state = State.CLOSED
+            self.state = Phase.CLOSED
             return [*events, EndOfCall("stop")]
         if kind == KIND_ERROR:
             code = payload[0] if payload else None
             events = self._tails()
-            self.state = State.CLOSED
+            self.state = Phase.CLOSED
             if code == ASTERISK_HANGUP_ERROR:
                 return [*events, EndOfCall("stop")]
             shown = f"0x{code:02x}" if code is not None else "without a code"
@@ -227,25 +204,24 @@ class AudioSocketProtocol:
             return []
         return [Violation("unknown_type", f"message type 0x{kind:02x} skipped", fatal=False)]
 
-    def _tails(self) -> list[AudioSocketEvent]:
-        if self.decoder is None:
-            return []
-        tail = self.decoder.flush()
+    def _tails(self) -> list[IngestEvent]:
+        events = flush_tails(self.decoder)
         self.decoder = None
-        return [LegAudio(tail)] if has_audio(tail) else []
+        return events
 
-    def _fatal(self, code: str, message: str) -> list[AudioSocketEvent]:
-        events = self._tails()
-        self.state = State.CLOSED
+    def _fatal(self, code: str, message: str, close_code: int = CLOSE_POLICY_VIOLATION) -> list[IngestEvent]:
         self._buffer.clear()
-        return [*events, Violation(code, message, fatal=True)]
+        return super()._fatal(code, message, close_code)
+
+    def _answer_fatal(self, code: str, message: str, close_code: int) -> None:
+        self._send(Send(error_reply(code)))  # codes we do not number (refusals) are 0x16 refused
 
 
 class AudioSocketServer:
     """The TCP listener; every connection feeds the same ingest path as ``/v1/ingest``."""
 
-    def __init__(self, service: Service) -> None:
-        self.service = service
+    def __init__(self, ctx: IngestContext) -> None:
+        self.ctx = ctx
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
 
@@ -259,7 +235,7 @@ class AudioSocketServer:
         """Listen on ``host:port`` (port 0: any free port, for tests)."""
         self._server = await asyncio.start_server(self._on_connection, host, port)
         log.info("AudioSocket listening on %s:%d", host, self.port)
-        if self.service.settings.auth.enabled and not _is_loopback(host):
+        if self.ctx.settings.auth.enabled and not _is_loopback(host):
             log.warning("AudioSocket on %s has no authentication: keep it on a private network", host)
 
     async def stop(self) -> None:
@@ -287,71 +263,14 @@ class AudioSocketServer:
                 self._connections.discard(task)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        settings = self.service.settings
-        limits = settings.limits
+        settings = self.ctx.settings
         core = AudioSocketProtocol(
-            limits=limits,
+            limits=settings.limits,
             pairing=settings.adapters.audiosocket_pairing,
             unpaired_leg=settings.adapters.audiosocket_leg,
             language=settings.default_language,
         )
-        bridge = IngestBridge(self.service, "audiosocket")
-        reason = "disconnected"
-        try:
-            while True:
-                timeout = limits.idle_timeout_s if core.started else limits.start_timeout_s
-                try:
-                    data = await asyncio.wait_for(reader.read(READ_BYTES), timeout)
-                except TimeoutError:
-                    what = "no message" if core.started else "no UUID"
-                    events = core.timeout(f"{what} within {timeout:g} s")
-                except ConnectionError:
-                    events = core.receive_eof()
-                    events = [ev for ev in events if not isinstance(ev, EndOfCall)]  # dropped, not ended
-                else:
-                    events = core.receive(data) if data else core.receive_eof()
-                stop = False
-                for ev in events:
-                    if isinstance(ev, OpenCall):
-                        try:
-                            await bridge.open(ev.params, None)
-                        except Refused as exc:
-                            await bridge.error(exc.code, exc.message, fatal=True)
-                            await _send(writer, error_reply("refused"))
-                            reason, stop = "error", True
-                            break
-                    elif isinstance(ev, LegAudio):
-                        await bridge.feed(ev.legs)
-                    elif isinstance(ev, Notice):
-                        await bridge.error(ev.code, ev.message, fatal=False)
-                    elif isinstance(ev, EndOfCall):
-                        reason, stop = ev.reason, True
-                    else:
-                        log.info("audiosocket: %s: %s", ev.code, ev.message)
-                        await bridge.error(ev.code, ev.message, fatal=ev.fatal)
-                        if ev.fatal:
-                            await _send(writer, error_reply(ev.code))
-                            reason, stop = ("timeout" if ev.code == "timeout" else "error"), True
-                            break
-                if stop or not core.open:
-                    break
-        except asyncio.CancelledError:
-            reason = "shutdown"  # the listener is stopping: finish the call, then let the task end
-            raise
-        except Exception:
-            log.exception("audiosocket connection failed")
-            reason = "error"
-        finally:
-            await bridge.close(reason)
-            writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
-
-
-async def _send(writer: asyncio.StreamWriter, data: bytes) -> None:
-    with contextlib.suppress(ConnectionError, RuntimeError):
-        writer.write(data)
-        await writer.drain()
+        await run_connection(StreamConnection(reader, writer), core, self.ctx, "audiosocket")
 
 
 def _is_loopback(host: str) -> bool:

@@ -1,16 +1,16 @@
-"""What every telephony adapter shares: typed events, audio decoding, and the bridge into the ingest path.
+"""What every ingest transport shares: audio decoding, platform-field rules, and the bridge into calls.
 
-An adapter is two layers, like the native protocol (:mod:`stream.ingest.native`):
+A transport is two layers, like the native protocol (:mod:`stream.ingest.native`):
 
 * a sans-IO *core* that turns the platform's wire messages into the events
-  below (and, for protocols that talk back, the replies to send), so every
+  of :mod:`stream.ingest.events` (and queues the replies to send), so every
   ordering and validation rule is testable without a socket;
-* a thin *transport* (aiohttp websocket handler or asyncio TCP handler) that
-  moves bytes, and hands audio to an :class:`IngestBridge`, which opens,
-  feeds and closes a :class:`~stream.live.calls.CallHandle` exactly as the native
-  ``/v1/ingest`` handler does.  There is no second pipeline: a call that
-  arrives through an adapter is the same :class:`~stream.live.session.CallSession`
-  with the same endpointers, scheduler, guidance engine and event log.
+* the one driver (:mod:`stream.ingest.driver`) that moves bytes, acts on the
+  events and hands audio to an :class:`IngestBridge`, which opens, feeds and
+  closes a :class:`~stream.live.calls.CallHandle`.  There is no second
+  pipeline: a call that arrives through any transport is the same
+  :class:`~stream.live.session.CallSession` with the same endpointers,
+  scheduler, guidance engine and event log.
 
 Audio is decoded here to what the native protocol hands on: per-leg float32
 at 16 kHz, band-limited-resampled with one :class:`~stream.audio.resample.StreamResampler`
@@ -23,22 +23,21 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
-import numpy.typing as npt
 
 from stream.audio import codecs
 from stream.audio.resample import StreamResampler
 from stream.auth import AuthError, Claims, verify_token
+from stream.ingest.context import Credentials, IngestContext
+from stream.ingest.events import FloatArray, IngestEvent, LegAudio, Metadata
 from stream.ingest.native import (
     CALL_ID_PATTERN,
     MAX_METADATA_KEY_CHARS,
     MAX_METADATA_KEYS,
     MAX_METADATA_VALUE_CHARS,
     OUTPUT_SAMPLE_RATE,
-    Metadata,
 )
 from stream.live.calls import CallHandle, CallRejected
 from stream.live.session import CallParams
@@ -46,89 +45,15 @@ from stream.live.session import CallParams
 if TYPE_CHECKING:
     from aiohttp import web
 
-    from stream.web.server import Service
-
 log = logging.getLogger(__name__)
 
-FloatArray = npt.NDArray[np.float32]
-
 LEGS: Final = ("agent", "customer")
-
-# Websocket close codes (RFC 6455 section 7.4.1), as the native protocol uses them.
-CLOSE_NORMAL: Final = 1000
-CLOSE_UNSUPPORTED_DATA: Final = 1003
-CLOSE_INVALID_PAYLOAD: Final = 1007
-CLOSE_POLICY_VIOLATION: Final = 1008
-CLOSE_MESSAGE_TOO_BIG: Final = 1009
 
 LANGUAGE_TAGS: Final = {"en": "en-US", "zh": "zh-CN"}
 """The BCP-47 tag reported back to platforms that want one (AudioHook ``supportedLanguages``)."""
 
 _PRIMARY_LANGUAGE: Final = {"en": "en", "zh": "zh", "cmn": "zh"}
 """Primary subtags we transcribe: English, and Mandarin written as ``zh`` or ``cmn``."""
-
-
-# -- events every core may return --------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class OpenCall:
-    """The core knows enough to open the call; ``token`` is an in-band credential, if any."""
-
-    params: CallParams
-    token: str | None = None
-
-
-@dataclass(frozen=True, eq=False)
-class LegAudio:
-    """Decoded 16 kHz audio for one or more legs (legs may differ in length)."""
-
-    legs: dict[str, FloatArray]
-
-
-@dataclass(frozen=True, eq=False)
-class LegGap:
-    """Silence standing for audio the platform announced but did not send (it discarded it), per
-    leg at 16 kHz: it keeps call time on the platform's clock without splitting an utterance."""
-
-    legs: dict[str, FloatArray]
-
-
-@dataclass(frozen=True)
-class EndUtterances:
-    """End every utterance in progress on this connection's legs now (the stream paused, or its
-    language changed), so what was said so far is transcribed without waiting for a pause."""
-
-
-@dataclass(frozen=True)
-class MetadataChanged:
-    changes: Metadata
-
-
-@dataclass(frozen=True)
-class EndOfCall:
-    """The platform ended the stream; ``reason`` becomes ``call.ended.reason``."""
-
-    reason: str
-
-
-@dataclass(frozen=True)
-class Notice:
-    """Worth an ``error`` event on the call (the platform reported an error), not a violation."""
-
-    code: str
-    message: str
-
-
-@dataclass(frozen=True)
-class Violation:
-    """The peer broke its protocol.  ``fatal`` ends the call (audio received so far is kept);
-    ``close_code`` is the websocket close code for websocket transports."""
-
-    code: str
-    message: str
-    fatal: bool
-    close_code: int = CLOSE_POLICY_VIOLATION
 
 
 # -- audio ---------------------------------------------------------------------------------------
@@ -189,6 +114,16 @@ class AudioDecoder:
 
 def has_audio(legs: Mapping[str, FloatArray]) -> bool:
     return any(len(a) for a in legs.values())
+
+
+def flush_tails(*decoders: AudioDecoder | None) -> list[IngestEvent]:
+    """The decoders' held-back tails as one audio event (none if they hold nothing): the last
+    few milliseconds of every leg, delivered when the stream ends however it ends."""
+    legs: dict[str, FloatArray] = {}
+    for decoder in decoders:
+        if decoder is not None:
+            legs.update(decoder.flush())
+    return [LegAudio(legs)] if has_audio(legs) else []
 
 
 # -- small shared rules --------------------------------------------------------------------------
@@ -254,11 +189,16 @@ class Refused(Exception):
         self.message = message
 
 
-def ingest_claims(service: Service, request: web.Request | None, token: str | None) -> Claims | None:
+def token_credentials(ctx: IngestContext, request: web.Request) -> Credentials:
+    """Credentials from the platform's message (its token) or else from the upgrade request."""
+    return lambda token: ingest_claims(ctx, request, token)
+
+
+def ingest_claims(ctx: IngestContext, request: web.Request | None, token: str | None) -> Claims | None:
     """Who may send this audio: an ``ingest`` token from the platform's message (``token``) or the
     request (``Authorization: Bearer`` / ``?token=``).  ``None`` when auth is off; ``AuthError`` if refused.
     """
-    gate = service.gate
+    gate = ctx.gate
     if not gate.enabled:
         return None
     claims: Claims | None
@@ -273,16 +213,16 @@ def ingest_claims(service: Service, request: web.Request | None, token: str | No
 
 
 class IngestBridge:
-    """One adapter connection's path into :class:`~stream.live.calls.CallManager`.
+    """One connection's path into :class:`~stream.live.calls.CallManager` (the driver owns it).
 
-    Mirrors the native handler: scope checked before the call is looked up, the
-    call opened (or joined, for one-leg-per-connection platforms), audio fed as
-    it arrives, and :meth:`close` run on every exit path so audio already
-    received is transcribed and the call ends exactly once.
+    The token's scope is checked before the call is looked up, the call opened
+    (or joined, for one-leg-per-connection platforms), audio fed as it arrives,
+    and :meth:`close` run on every exit path so audio already received is
+    transcribed and the call ends exactly once.
     """
 
-    def __init__(self, service: Service, transport: str) -> None:
-        self.service = service
+    def __init__(self, ctx: IngestContext, transport: str) -> None:
+        self.ctx = ctx
         self.transport = transport
         self.handle: CallHandle | None = None
 
@@ -291,19 +231,19 @@ class IngestBridge:
         return self.handle.call_id if self.handle is not None else None
 
     async def open(self, params: CallParams, claims: Claims | None) -> CallHandle:
-        gate = self.service.gate
+        gate = self.ctx.gate
         try:
             gate.may_ingest_call(claims, params.call_id)
         except AuthError as err:
             raise Refused("unauthorized" if err.status == 401 else "forbidden", err.reason) from None
-        live = self.service.registry.live(params.call_id)
+        live = self.ctx.calls.registry.live(params.call_id)
         if live is not None and live.session.ended:
             # Its last connection left and it is finishing: a leg joining now would feed a session
             # that no longer transcribes.  (No await between this check and the join below.)
             raise Refused("call_conflict", f"call {params.call_id} is ending; use a new call id")
         new_call = live is None
         try:
-            handle = await self.service.calls.open(params)
+            handle = await self.ctx.calls.open(params)
         except CallRejected as exc:
             raise Refused(exc.code, str(exc)) from None
         gate.note_ingest(claims, handle.call_id, new_call=new_call)

@@ -48,53 +48,43 @@ JSON object is ``invalid_metadata``, reported and ignored.
 
 from __future__ import annotations
 
-import enum
 import json
 import uuid
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from aiohttp import web
 
 from stream.ingest.base import (
-    CLOSE_INVALID_PAYLOAD,
+    LEGS,
+    AudioDecoder,
+    clean_metadata,
+    flush_tails,
+    map_language,
+    token_credentials,
+    valid_call_id,
+)
+from stream.ingest.connections import run_websocket
+from stream.ingest.context import IngestContext
+from stream.ingest.core import Phase, StreamingCore
+from stream.ingest.events import EndOfCall, IngestEvent, LegAudio, MetadataChanged, OpenCall, Violation
+from stream.ingest.refusal import (
     CLOSE_MESSAGE_TOO_BIG,
     CLOSE_NORMAL,
     CLOSE_POLICY_VIOLATION,
     CLOSE_UNSUPPORTED_DATA,
-    LEGS,
-    AudioDecoder,
-    EndOfCall,
-    LegAudio,
-    MetadataChanged,
-    OpenCall,
-    Violation,
-    clean_metadata,
-    has_audio,
-    map_language,
-    valid_call_id,
+    WS_MAX_MESSAGE_FACTOR,
 )
-from stream.ingest.wsdriver import WireEvent, drive
 from stream.live.session import CallParams
 from stream.settings import LimitSettings
-
-if TYPE_CHECKING:
-    from stream.web.server import Service
 
 PATH: Final = "/v1/adapters/freeswitch"
 MIXES: Final = ("mono", "mixed", "stereo")
 RATES: Final = {"8000": 8000, "8k": 8000, "16000": 16000, "16k": 16000}
 RESERVED_KEYS: Final = ("mix", "rate", "sample_rate", "call_id", "uuid", "language", "token")
-WS_MAX_MESSAGE_FACTOR: Final = 4  # aiohttp's cap is this multiple of ours, so the core sees oversize
 
 
-class State(enum.Enum):
-    AWAIT_METADATA = "await_metadata"
-    STREAMING = "streaming"
-    CLOSED = "closed"
-
-
-class FreeSwitchProtocol:
+class FreeSwitchProtocol(StreamingCore):
     """State machine of one audio fork (sans-IO); ``query`` is the URL's query parameters."""
 
     def __init__(
@@ -105,20 +95,15 @@ class FreeSwitchProtocol:
         default_language: str,
         query: Mapping[str, str] | None = None,
     ) -> None:
-        self.limits = limits
+        super().__init__(limits)
         self.channel0_leg = channel0_leg
         self.default_language = default_language
         self.query = dict(query or {})
-        self.state = State.AWAIT_METADATA
         self.decoder: AudioDecoder | None = None
         self.mix = ""
 
-    @property
-    def started(self) -> bool:
-        return self.state is not State.AWAIT_METADATA
-
-    def receive_text(self, text: str) -> list[WireEvent]:
-        if self.state is State.CLOSED:
+    def receive_text(self, text: str) -> list[IngestEvent]:
+        if self.state is Phase.CLOSED:
             return []
         if len(text) > self.limits.max_control_bytes:
             return self._fatal(
@@ -131,21 +116,21 @@ class FreeSwitchProtocol:
         except (ValueError, RecursionError):
             value = None
         if not isinstance(value, dict):
-            if self.state is State.AWAIT_METADATA:
+            if self.state is Phase.AWAIT_START:
                 return self._fatal("bad_json", "the first frame must be a JSON object of metadata")
             return [Violation("invalid_metadata", "text frame is not a JSON object; ignored", fatal=False)]
-        if self.state is State.AWAIT_METADATA:
+        if self.state is Phase.AWAIT_START:
             return self._on_metadata(value)
         kept, refused = clean_metadata({k: v for k, v in value.items() if k not in RESERVED_KEYS})
-        events: list[WireEvent] = [MetadataChanged(kept)] if kept else []
+        events: list[IngestEvent] = [MetadataChanged(kept)] if kept else []
         if refused:
             events.append(
                 Violation("invalid_metadata", f"entries {', '.join(refused)} not kept", fatal=False)
             )
         return events
 
-    def receive_bytes(self, data: bytes) -> list[WireEvent]:
-        if self.state is State.CLOSED:
+    def receive_bytes(self, data: bytes) -> list[IngestEvent]:
+        if self.state is Phase.CLOSED:
             return []
         if len(data) > self.limits.max_frame_bytes:
             return self._fatal(
@@ -163,14 +148,14 @@ class FreeSwitchProtocol:
             )
         return [LegAudio(self.decoder.decode(data))] if data else []
 
-    def receive_eof(self, close_code: int | None) -> list[WireEvent]:
-        if self.state is State.CLOSED:
+    def receive_eof(self, close_code: int | None) -> list[IngestEvent]:
+        if self.state is Phase.CLOSED:
             return []
         events = self._tails()
-        self.state = State.CLOSED
+        self.state = Phase.CLOSED
         return [*events, EndOfCall("stop" if close_code == CLOSE_NORMAL else "disconnected")]
 
-    def _on_metadata(self, meta: Mapping[str, Any]) -> list[WireEvent]:
+    def _on_metadata(self, meta: Mapping[str, Any]) -> list[IngestEvent]:
         def setting(*keys: str) -> Any:
             for key in keys:
                 if key in meta:
@@ -208,7 +193,7 @@ class FreeSwitchProtocol:
         channels = [self.channel0_leg, other] if mix == "stereo" else [self.channel0_leg]
         self.mix = mix
         self.decoder = AudioDecoder("pcm_s16le", rate, channels)
-        self.state = State.STREAMING
+        self.state = Phase.STREAMING
         kept, refused = clean_metadata({k: v for k, v in meta.items() if k not in RESERVED_KEYS}, already=2)
         params = CallParams(
             call_id=call_id or f"fs-{uuid.uuid4().hex[:16]}",
@@ -218,27 +203,19 @@ class FreeSwitchProtocol:
             legs=tuple(channels),
             metadata={**kept, "source": "freeswitch", "audio_mix": mix},
         )
-        events: list[WireEvent] = [OpenCall(params, token=token if isinstance(token, str) else None)]
+        events: list[IngestEvent] = [OpenCall(params, token=token if isinstance(token, str) else None)]
         if refused:
             events.append(
                 Violation("invalid_metadata", f"entries {', '.join(refused)} not kept", fatal=False)
             )
         return events
 
-    def _tails(self) -> list[WireEvent]:
-        if self.decoder is None:
-            return []
-        tail = self.decoder.flush()
-        return [LegAudio(tail)] if has_audio(tail) else []
-
-    def _fatal(self, code: str, message: str, close_code: int = CLOSE_INVALID_PAYLOAD) -> list[WireEvent]:
-        events = self._tails()
-        self.state = State.CLOSED
-        return [*events, Violation(code, message, fatal=True, close_code=close_code)]
+    def _tails(self) -> list[IngestEvent]:
+        return flush_tails(self.decoder)
 
 
-async def handle(service: Service, request: web.Request) -> web.StreamResponse:
-    settings = service.settings
+async def handle(ctx: IngestContext, request: web.Request) -> web.StreamResponse:
+    settings = ctx.settings
     query = {k: v for k, v in request.query.items() if k != "token"}  # the token is read by the gate
     core = FreeSwitchProtocol(
         limits=settings.limits,
@@ -247,11 +224,13 @@ async def handle(service: Service, request: web.Request) -> web.StreamResponse:
         query=query,
     )
     limit = max(settings.limits.max_frame_bytes, settings.limits.max_control_bytes) * WS_MAX_MESSAGE_FACTOR
-    return await drive(service, request, core, "freeswitch", max_msg_size=limit)
+    return await run_websocket(
+        ctx, request, core, "freeswitch", max_msg_size=limit, credentials=token_credentials(ctx, request)
+    )
 
 
-def add_route(app: web.Application, service: Service) -> None:
+def add_route(app: web.Application, ctx: IngestContext) -> None:
     async def freeswitch(request: web.Request) -> web.StreamResponse:
-        return await handle(service, request)
+        return await handle(ctx, request)
 
     app.router.add_get(PATH, freeswitch)

@@ -1,11 +1,14 @@
 """The native ingest protocol (sans-IO core): websocket messages in, typed events out.
 
-The server owns the socket; for every message it calls
-:meth:`IngestProtocol.receive_text` or :meth:`IngestProtocol.receive_bytes`
+The driver (:mod:`stream.ingest.driver`) owns the socket; for every message it
+calls :meth:`IngestProtocol.receive_text` or :meth:`IngestProtocol.receive_bytes`
 (and :meth:`IngestProtocol.receive_eof` when the connection drops) and acts on
-the returned events, in order.  Nothing here raises on bad input: violations
-come back as :class:`ProtocolViolation` events carrying the websocket close
-code to use, so the state machine is testable without a network.
+the returned events (:mod:`stream.ingest.events`), in order.  Nothing here
+raises on bad input: violations come back as
+:class:`~stream.ingest.events.Violation` events carrying the websocket close
+code, and the frames the client must get (the ``started`` acknowledgement,
+``error`` frames, the close) are queued for ``data_to_send()``, so the state
+machine is testable without a network.
 
 Wire format
 -----------
@@ -72,8 +75,13 @@ flowing.  1003 means "unsupported data", 1007 "invalid payload", 1008 "policy
 (protocol order) violation", 1009 "message too big".
 
 A fatal violation ends the call, but audio already received is kept: the
-resampler tails come back as a final :class:`Audio` event just before the
-violation, and the server then flushes the endpointers as on ``stop``.
+resampler tails come back as a final :class:`~stream.ingest.events.LegAudio`
+event just before the violation, and the server then flushes the endpointers
+as on ``stop``.  Every violation is also sent to the client as
+``{"type": "error", "code": ..., "message": ..., "fatal": ...}``, and a fatal
+one closes the socket with its close code and ``"<code>: <message>"``.
+``timeout`` (1008, fatal) is the driver waiting ``limits.start_timeout_s`` for
+``start`` or ``limits.idle_timeout_s`` for any frame.
 
 Audio events carry each leg as float32 in [-1, 1) at 16 kHz, decoded,
 deinterleaved and band-limited-resampled with one
@@ -87,17 +95,21 @@ import enum
 import json
 import math
 import re
-from dataclasses import dataclass, field
 from typing import Any, Final, TypeAlias
-
-import numpy as np
-import numpy.typing as npt
 
 from stream.audio import codecs
 from stream.audio.resample import StreamResampler
+from stream.ingest.core import CoreBase, idle_or_start_timeout
+from stream.ingest.events import EndOfCall, LegAudio, Metadata, MetadataChanged, OpenCall, Send, Violation
+from stream.ingest.refusal import (
+    CLOSE_INVALID_PAYLOAD,
+    CLOSE_MESSAGE_TOO_BIG,
+    CLOSE_POLICY_VIOLATION,
+    CLOSE_UNSUPPORTED_DATA,
+    close_reason,
+)
+from stream.live.session import CallParams
 from stream.settings import SUPPORTED_ENCODINGS, SUPPORTED_LANGUAGES, SUPPORTED_SAMPLE_RATES, LimitSettings
-
-FloatArray = npt.NDArray[np.float32]
 
 OUTPUT_SAMPLE_RATE: Final = 16000
 LEG_NAMES: Final = ("agent", "customer")
@@ -107,56 +119,7 @@ MAX_METADATA_KEY_CHARS: Final = 64
 MAX_METADATA_VALUE_CHARS: Final = 512
 START_FIELDS: Final = ("type", "call_id", "language", "sample_rate", "encoding", "channels", "metadata")
 
-CLOSE_UNSUPPORTED_DATA: Final = 1003
-CLOSE_INVALID_PAYLOAD: Final = 1007
-CLOSE_POLICY_VIOLATION: Final = 1008
-CLOSE_MESSAGE_TOO_BIG: Final = 1009
-
-Metadata: TypeAlias = dict[str, str | int | float | bool | None]
-
-
-@dataclass(frozen=True)
-class StartInfo:
-    call_id: str
-    language: str
-    sample_rate: int
-    encoding: str
-    channels: tuple[str, ...]
-    metadata: Metadata = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Started:
-    info: StartInfo
-
-
-@dataclass(frozen=True, eq=False)
-class Audio:
-    """One received frame's worth of audio per leg (all legs the same length)."""
-
-    legs: dict[str, FloatArray]
-
-
-@dataclass(frozen=True)
-class MetadataUpdate:
-    metadata: Metadata  # the call's whole metadata after the merge
-    changes: Metadata  # just the keys this message set
-
-
-@dataclass(frozen=True)
-class Stopped:
-    pass
-
-
-@dataclass(frozen=True)
-class ProtocolViolation:
-    code: str
-    message: str
-    close_code: int
-    fatal: bool
-
-
-ProtocolEvent: TypeAlias = Started | Audio | MetadataUpdate | Stopped | ProtocolViolation
+ProtocolEvent: TypeAlias = OpenCall | LegAudio | MetadataChanged | EndOfCall | Violation
 
 
 class State(enum.Enum):
@@ -175,13 +138,15 @@ class _Reject(Exception):
         self.close_code = close_code
 
 
-class IngestProtocol:
+class IngestProtocol(CoreBase):
     """State machine for one ingest connection."""
 
     def __init__(self, limits: LimitSettings) -> None:
+        super().__init__()
         self.limits = limits
         self.state = State.AWAIT_START
-        self.info: StartInfo | None = None
+        self.params: CallParams | None = None
+        self.opened = False  # the driver opened the call (and the client was told)
         self._metadata: Metadata = {}
         self._resamplers: dict[str, StreamResampler] = {}
         self._frame_bytes = 0  # bytes per interleaved sample frame
@@ -189,6 +154,15 @@ class IngestProtocol:
     @property
     def metadata(self) -> Metadata:
         return dict(self._metadata)
+
+    @property
+    def done(self) -> bool:
+        """After ``stop``, a fatal violation or the end of the stream."""
+        return self.state is State.CLOSED
+
+    @property
+    def wait_s(self) -> float:
+        return idle_or_start_timeout(self.limits, started=self.opened)  # start: until the call is open
 
     def receive_text(self, text: str) -> list[ProtocolEvent]:
         if self.state is State.CLOSED:
@@ -220,7 +194,7 @@ class IngestProtocol:
                 return self._on_metadata(message)
             events = self._drain()
             self.state = State.CLOSED
-            return [*events, Stopped()]
+            return [*events, EndOfCall("stop")]
         except _Reject as r:
             fatal = self.state is State.AWAIT_START or r.code in _ALWAYS_FATAL
             return self._violation(r, fatal)
@@ -235,25 +209,25 @@ class IngestProtocol:
                     f"audio frame of {len(data)} bytes exceeds {self.limits.max_frame_bytes}",
                     CLOSE_MESSAGE_TOO_BIG,
                 )
-            if self.state is State.AWAIT_START or self.info is None:
+            if self.state is State.AWAIT_START or self.params is None:
                 raise _Reject("not_started", "audio before 'start'", CLOSE_POLICY_VIOLATION)
             if len(data) % self._frame_bytes:
                 raise _Reject(
                     "misaligned_frame",
                     f"audio frame of {len(data)} bytes is not a whole number of "
-                    f"{self._frame_bytes}-byte sample frames ({len(self.info.channels)} channel(s) of "
-                    f"{self.info.encoding})",
+                    f"{self._frame_bytes}-byte sample frames ({len(self.params.legs)} channel(s) of "
+                    f"{self.params.encoding})",
                     CLOSE_INVALID_PAYLOAD,
                 )
         except _Reject as r:
             return self._violation(r, fatal=True)
         if not data:
             return []
-        samples = codecs.decode(self.info.encoding, data).reshape(-1, len(self.info.channels))
-        legs = {leg: self._resamplers[leg].process(samples[:, i]) for i, leg in enumerate(self.info.channels)}
-        return [Audio(legs)]
+        samples = codecs.decode(self.params.encoding, data).reshape(-1, len(self.params.legs))
+        legs = {leg: self._resamplers[leg].process(samples[:, i]) for i, leg in enumerate(self.params.legs)}
+        return [LegAudio(legs)]
 
-    def receive_eof(self) -> list[ProtocolEvent]:
+    def receive_eof(self, close_code: int | None = None) -> list[ProtocolEvent]:
         """The connection ended without ``stop``: return the audio still held back."""
         if self.state is State.CLOSED:
             return []
@@ -261,20 +235,38 @@ class IngestProtocol:
         self.state = State.CLOSED
         return events
 
+    def receive_oversize(self, detail: str) -> list[ProtocolEvent]:
+        return self._violation(_Reject("message_too_big", detail, CLOSE_MESSAGE_TOO_BIG), fatal=True)
+
+    def receive_timeout(self) -> list[ProtocolEvent]:
+        what = "no audio" if self.opened else "no start frame"
+        message = f"{what} within {self.wait_s:g} s"
+        return self._violation(_Reject("timeout", message, CLOSE_POLICY_VIOLATION), fatal=True)
+
+    # -- the driver's answers ----------------------------------------------
+
+    def call_opened(self, call_id: str) -> None:
+        self.opened = True
+        ack = {"type": "started", "call_id": call_id, "events": f"/v1/calls/{call_id}/events"}
+        self._send(Send(json.dumps(ack)))
+
+    def call_refused(self, code: str, message: str) -> list[ProtocolEvent]:
+        return self._violation(_Reject(code, message, CLOSE_POLICY_VIOLATION), fatal=True)
+
     # -- handlers ---------------------------------------------------------
 
     def _on_start(self, message: dict[str, Any]) -> list[ProtocolEvent]:
         if self.state is not State.AWAIT_START:
             raise _Reject("duplicate_start", "'start' was already received", CLOSE_POLICY_VIOLATION)
-        info = _parse_start(message)
-        self.info = info
-        self._metadata = dict(info.metadata)
-        self._frame_bytes = len(info.channels) * codecs.bytes_per_sample(info.encoding)
+        params = _parse_start(message)
+        self.params = params
+        self._metadata = dict(params.metadata)
+        self._frame_bytes = len(params.legs) * codecs.bytes_per_sample(params.encoding)
         self._resamplers = {
-            leg: StreamResampler(info.sample_rate, OUTPUT_SAMPLE_RATE) for leg in info.channels
+            leg: StreamResampler(params.sample_rate, OUTPUT_SAMPLE_RATE) for leg in params.legs
         }
         self.state = State.STREAMING
-        return [Started(info)]
+        return [OpenCall(params)]
 
     def _on_metadata(self, message: dict[str, Any]) -> list[ProtocolEvent]:
         extra = sorted(set(message) - {"type", "metadata"})
@@ -289,7 +281,7 @@ class IngestProtocol:
                 "invalid_metadata", f"metadata would exceed {MAX_METADATA_KEYS} keys", CLOSE_INVALID_PAYLOAD
             )
         self._metadata = merged
-        return [MetadataUpdate(dict(merged), changes)]
+        return [MetadataChanged(changes)]
 
     # -- helpers ----------------------------------------------------------
 
@@ -300,21 +292,24 @@ class IngestProtocol:
         legs = {leg: r.flush() for leg, r in self._resamplers.items()}
         if not any(len(a) for a in legs.values()):
             return []
-        return [Audio(legs)]
+        return [LegAudio(legs)]
 
     def _violation(self, r: _Reject, fatal: bool) -> list[ProtocolEvent]:
+        """The violation event, and what the client gets: an ``error`` frame, and the close if fatal."""
         events: list[ProtocolEvent] = []
         if fatal:
             events = self._drain()
             self.state = State.CLOSED
-        events.append(ProtocolViolation(r.code, r.message, r.close_code, fatal))
+        events.append(Violation(r.code, r.message, fatal, r.close_code))
+        error = {"type": "error", "code": r.code, "message": r.message, "fatal": fatal}
+        self._send(Send(json.dumps(error, ensure_ascii=False)))
+        if fatal:
+            self._close(r.close_code, close_reason(r.code, r.message))
         return events
 
     @staticmethod
-    def _closed() -> ProtocolViolation:
-        return ProtocolViolation(
-            "closed", "the call has ended; message ignored", CLOSE_POLICY_VIOLATION, fatal=False
-        )
+    def _closed() -> Violation:
+        return Violation("closed", "the call has ended; message ignored", False, CLOSE_POLICY_VIOLATION)
 
 
 # Fatal whenever they happen: they break the stream itself rather than one control message.
@@ -350,7 +345,7 @@ def _unsupported(field_name: str, value: Any, allowed: tuple[Any, ...]) -> _Reje
     )
 
 
-def _parse_start(m: dict[str, Any]) -> StartInfo:
+def _parse_start(m: dict[str, Any]) -> CallParams:
     extra = sorted(set(m) - set(START_FIELDS))
     if extra:
         raise _Reject(
@@ -392,7 +387,7 @@ def _parse_start(m: dict[str, Any]) -> StartInfo:
         raise _invalid("channels", "names a leg twice")
 
     metadata = _check_metadata(m.get("metadata", {}), "start.metadata", "invalid_start")
-    return StartInfo(call_id, language, rate, encoding, tuple(channels), metadata)
+    return CallParams(call_id, language, rate, encoding, tuple(channels), metadata)
 
 
 def _check_metadata(value: Any, where: str, code: str) -> Metadata:

@@ -58,37 +58,35 @@ from __future__ import annotations
 
 import base64
 import binascii
-import enum
 import json
 import math
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from aiohttp import web
 
 from stream.ingest.base import (
+    LEGS,
+    AudioDecoder,
+    clean_metadata,
+    flush_tails,
+    map_language,
+    token_credentials,
+    valid_call_id,
+)
+from stream.ingest.connections import run_websocket
+from stream.ingest.context import IngestContext
+from stream.ingest.core import Phase, StreamingCore
+from stream.ingest.events import EndOfCall, IngestEvent, LegAudio, Metadata, OpenCall, Violation
+from stream.ingest.refusal import (
     CLOSE_INVALID_PAYLOAD,
     CLOSE_MESSAGE_TOO_BIG,
     CLOSE_POLICY_VIOLATION,
     CLOSE_UNSUPPORTED_DATA,
-    LEGS,
-    AudioDecoder,
-    EndOfCall,
-    LegAudio,
-    OpenCall,
-    Violation,
-    clean_metadata,
-    has_audio,
-    map_language,
-    valid_call_id,
+    WS_MAX_MESSAGE_FACTOR,
 )
-from stream.ingest.native import Metadata
-from stream.ingest.wsdriver import WireEvent, drive
 from stream.live.session import CallParams
 from stream.settings import LimitSettings
-
-if TYPE_CHECKING:
-    from stream.web.server import Service
 
 PATH: Final = "/v1/adapters/twilio"
 SAMPLE_RATE: Final = 8000
@@ -96,7 +94,6 @@ ENCODING: Final = "audio/x-mulaw"
 MAX_GAP_FILL_S: Final = 60.0  # longest timestamp gap on one track that is filled with silence
 MIN_GAP_MS: Final = 10  # timestamps ahead by less than this (half a packet) are jitter, not a gap
 RESERVED_PARAMETERS: Final = ("token", "language", "call_id")  # custom parameters we consume
-WS_MAX_MESSAGE_FACTOR: Final = 4  # aiohttp's cap is this multiple of ours, so the core sees oversize
 EVENTS: Final = ("connected", "start", "media", "mark", "dtmf", "stop")
 TRACK_NAMES: Final = {"inbound": "inbound", "outbound": "outbound", "inbound_track": "inbound",
                       "outbound_track": "outbound"}  # fmt: skip
@@ -107,32 +104,21 @@ def max_text_chars(limits: LimitSettings) -> int:
     return limits.max_control_bytes + 4 * math.ceil(limits.max_frame_bytes / 3)
 
 
-class State(enum.Enum):
-    AWAIT_START = "await_start"
-    STREAMING = "streaming"
-    CLOSED = "closed"
-
-
-class TwilioProtocol:
+class TwilioProtocol(StreamingCore):
     """State machine of one Media Streams connection (sans-IO)."""
 
     def __init__(self, *, limits: LimitSettings, inbound_leg: str, default_language: str) -> None:
-        self.limits = limits
+        super().__init__(limits)
         self.inbound_leg = inbound_leg
         self.outbound_leg = next(leg for leg in LEGS if leg != inbound_leg)
         self.default_language = default_language
-        self.state = State.AWAIT_START
         self.stream_sid: str | None = None
         self.last_seq: int | None = None
         self.tracks: dict[str, str] = {}  # Twilio track -> leg
         self.decoders: dict[str, AudioDecoder] = {}  # Twilio track -> decoder
 
-    @property
-    def started(self) -> bool:
-        return self.state is not State.AWAIT_START
-
-    def receive_text(self, text: str) -> list[WireEvent]:
-        if self.state is State.CLOSED:
+    def receive_text(self, text: str) -> list[IngestEvent]:
+        if self.state is Phase.CLOSED:
             return []
         if len(text) > max_text_chars(self.limits):
             return self._fatal(
@@ -154,7 +140,7 @@ class TwilioProtocol:
         if kind == "connected":
             return (
                 []
-                if self.state is State.AWAIT_START
+                if self.state is Phase.AWAIT_START
                 else self._note("out_of_order", "'connected' after 'start'")
             )
         notes = self._sequence(message)
@@ -164,7 +150,7 @@ class TwilioProtocol:
             )
         if kind == "start":
             return [*notes, *self._on_start(message)]
-        if self.state is State.AWAIT_START:
+        if self.state is Phase.AWAIT_START:
             return self._fatal("not_started", f"{kind!r} before 'start'", CLOSE_POLICY_VIOLATION)
         sid = message.get("streamSid")
         if sid is not None and sid != self.stream_sid:
@@ -175,29 +161,29 @@ class TwilioProtocol:
         if kind == "media":
             return [*notes, *self._on_media(message.get("media"))]
         if kind == "stop":
-            events: list[WireEvent] = [*notes, *self._tails(), EndOfCall("stop")]
-            self.state = State.CLOSED
+            events: list[IngestEvent] = [*notes, *self._tails(), EndOfCall("stop")]
+            self.state = Phase.CLOSED
             return events
         return notes  # mark, dtmf: nothing to do for a listener
 
-    def receive_bytes(self, data: bytes) -> list[WireEvent]:
-        if self.state is State.CLOSED:
+    def receive_bytes(self, data: bytes) -> list[IngestEvent]:
+        if self.state is Phase.CLOSED:
             return []
         return self._note(
             "unexpected_binary", f"binary frame of {len(data)} bytes ignored (Twilio sends JSON)"
         )
 
-    def receive_eof(self, close_code: int | None) -> list[WireEvent]:
-        if self.state is State.CLOSED:
+    def receive_eof(self, close_code: int | None) -> list[IngestEvent]:
+        if self.state is Phase.CLOSED:
             return []
         events = self._tails()
-        self.state = State.CLOSED
+        self.state = Phase.CLOSED
         return [*events, EndOfCall("disconnected")]
 
     # -- handlers ---------------------------------------------------------------------------------
 
-    def _on_start(self, message: Mapping[str, Any]) -> list[WireEvent]:
-        if self.state is not State.AWAIT_START:
+    def _on_start(self, message: Mapping[str, Any]) -> list[IngestEvent]:
+        if self.state is not Phase.AWAIT_START:
             return self._fatal("duplicate_start", "'start' was already received", CLOSE_POLICY_VIOLATION)
         start = message.get("start")
         if not isinstance(start, dict):
@@ -243,7 +229,7 @@ class TwilioProtocol:
             leg = self.inbound_leg if name == "inbound" else self.outbound_leg
             self.tracks[name] = leg
             self.decoders[name] = AudioDecoder("mulaw", SAMPLE_RATE, [leg])
-        self.state = State.STREAMING
+        self.state = Phase.STREAMING
         metadata: Metadata = {
             "source": "twilio",
             "twilio_call_sid": str(call_sid),
@@ -262,12 +248,12 @@ class TwilioProtocol:
             legs=tuple(self.tracks.values()),
             metadata={**extra, **metadata},
         )
-        events: list[WireEvent] = [OpenCall(params, token=token if isinstance(token, str) else None)]
+        events: list[IngestEvent] = [OpenCall(params, token=token if isinstance(token, str) else None)]
         if refused:
             events += self._note("invalid_metadata", f"custom parameter(s) {', '.join(refused)} not kept")
         return events
 
-    def _on_media(self, media: object) -> list[WireEvent]:
+    def _on_media(self, media: object) -> list[IngestEvent]:
         if not isinstance(media, dict):
             return self._note("invalid_media", "media message without a 'media' object")
         track = TRACK_NAMES.get(media.get("track", "inbound"))
@@ -293,7 +279,7 @@ class TwilioProtocol:
                 f"media payload of {len(audio)} bytes exceeds {self.limits.max_frame_bytes}",
                 CLOSE_MESSAGE_TOO_BIG,
             )
-        events: list[WireEvent] = []
+        events: list[IngestEvent] = []
         timestamp = media.get("timestamp")
         if timestamp is not None:
             ms = _integer(timestamp)
@@ -309,7 +295,7 @@ class TwilioProtocol:
 
     # -- helpers ----------------------------------------------------------------------------------
 
-    def _sequence(self, message: Mapping[str, Any]) -> list[WireEvent] | None:
+    def _sequence(self, message: Mapping[str, Any]) -> list[IngestEvent] | None:
         """``None``: drop the message (a repeat or late); otherwise notes about skipped numbers."""
         raw = message.get("sequenceNumber")
         if raw is None:
@@ -319,30 +305,22 @@ class TwilioProtocol:
             return self._note("out_of_order", f"sequenceNumber {raw!r} is not a number")
         if self.last_seq is not None and seq <= self.last_seq:
             return None
-        notes: list[WireEvent] = []
+        notes: list[IngestEvent] = []
         if self.last_seq is not None and seq > self.last_seq + 1:
             notes = self._note("sequence_gap", f"sequenceNumber jumped from {self.last_seq} to {seq}")
         self.last_seq = seq
         return notes
 
-    def _tails(self) -> list[WireEvent]:
-        legs = {}
-        for decoder in self.decoders.values():
-            legs.update(decoder.flush())
-        return [LegAudio(legs)] if has_audio(legs) else []
+    def _tails(self) -> list[IngestEvent]:
+        return flush_tails(*self.decoders.values())
 
-    def _fatal(self, code: str, message: str, close_code: int = CLOSE_INVALID_PAYLOAD) -> list[WireEvent]:
-        events = self._tails()
-        self.state = State.CLOSED
-        return [*events, Violation(code, message, fatal=True, close_code=close_code)]
-
-    def _early(self, code: str, message: str, close_code: int) -> list[WireEvent]:
-        if self.state is State.AWAIT_START:
+    def _early(self, code: str, message: str, close_code: int) -> list[IngestEvent]:
+        if self.state is Phase.AWAIT_START:
             return self._fatal(code, message, close_code)
         return self._note(code, message)
 
     @staticmethod
-    def _note(code: str, message: str) -> list[WireEvent]:
+    def _note(code: str, message: str) -> list[IngestEvent]:
         return [Violation(code, message, fatal=False)]
 
 
@@ -360,20 +338,25 @@ def _text(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
 
-async def handle(service: Service, request: web.Request) -> web.StreamResponse:
-    settings = service.settings
+async def handle(ctx: IngestContext, request: web.Request) -> web.StreamResponse:
+    settings = ctx.settings
     core = TwilioProtocol(
         limits=settings.limits,
         inbound_leg=settings.adapters.twilio_inbound_leg,
         default_language=settings.default_language,
     )
-    return await drive(
-        service, request, core, "twilio", max_msg_size=max_text_chars(settings.limits) * WS_MAX_MESSAGE_FACTOR
+    return await run_websocket(
+        ctx,
+        request,
+        core,
+        "twilio",
+        max_msg_size=max_text_chars(settings.limits) * WS_MAX_MESSAGE_FACTOR,
+        credentials=token_credentials(ctx, request),
     )
 
 
-def add_route(app: web.Application, service: Service) -> None:
+def add_route(app: web.Application, ctx: IngestContext) -> None:
     async def twilio(request: web.Request) -> web.StreamResponse:
-        return await handle(service, request)
+        return await handle(ctx, request)
 
     app.router.add_get(PATH, twilio)

@@ -1,6 +1,7 @@
-"""Browser pages, the supervisor feed, the review route, and the access gate every endpoint uses.
+"""Browser pages, the supervisor feed and the review route.
 
-Routes added here (the ingest and event-stream routes live in :mod:`stream.web.server`):
+Routes added here (the event-stream routes live in :mod:`stream.web.server`, the ingest routes in
+:mod:`stream.ingest.routes`):
 
 - ``GET /overlay/{call_id}?token=``            the agent overlay page (static/overlay.html)
 - ``GET /supervisor?token=``                   the supervisor page (static/supervisor.html)
@@ -8,31 +9,7 @@ Routes added here (the ingest and event-stream routes live in :mod:`stream.web.s
 - ``WS  /v1/live?token=``                      supervisor feed: ``calls.snapshot`` then ``call.summary``
 - ``GET /v1/calls/{call_id}/review?format=html|json``  post-call review (:mod:`stream.web.review`)
 
-Who may do what (tokens from :mod:`stream.auth`, one tenant per service: ``auth.tenant``):
-
-- read one call (its events, overlay, review): an ``agent`` token listing the call, or a
-  ``supervisor`` of the tenant.  The event stream also admits the ``ingest`` token that
-  sent the call's audio (same ``sub``): whoever streams a call already hears all of it,
-  and a connector (or ``callassist simulate``) follows its own call with the one token it
-  has.  An ingest token never reads calls it did not send, ``*`` or not.
-- list calls, the supervisor page and feed: a ``supervisor`` of the tenant.
-- send audio: an ``ingest`` token covering the call id of the ``start`` frame.
-
-An agent token asking for a call it does not list gets the same 403 whether or not that
-call exists, because the scope is checked before the call is looked up.
-
-How refusals look:
-
-- HTTP (and plain, non-upgrade requests to websocket endpoints): 401 (missing, malformed,
-  forged or expired token; with ``WWW-Authenticate: Bearer``) or 403 (valid token, wrong
-  role, tenant or call), JSON ``{"error": "unauthorized"|"forbidden", "message": ...}``.
-- pages: the same statuses with a short HTML page saying why, so a bad link explains itself.
-- websocket upgrades are accepted and then closed with 1008 and the reason
-  (``"forbidden: token does not cover this call"``); ingest first sends an ``error`` frame
-  like every other ingest refusal.  A browser cannot read the status of a refused
-  handshake -- it reports 1006, indistinguishable from a network drop -- so an overlay
-  whose token expired would retry forever; 1008 is what the pages treat as "stop, show
-  the reason".  Programmatic clients get the same reason in the close frame.
+Who may do what, and how a refusal looks: :mod:`stream.web.access`.
 """
 
 from __future__ import annotations
@@ -52,11 +29,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from aiohttp import WSCloseCode, hdrs, web
-from aiohttp.abc import AbstractAccessLogger
 
 from assist.events import CallEnded, ComplianceRetracted, ComplianceWarning, Event, WarningsInForce
-from stream.auth import Action, AuthError, Claims, Role, authorize, issue_token, token_from, verify_token
+from stream.auth import AuthError, Role, issue_token
+from stream.ingest.refusal import http_refusal
 from stream.settings import Settings
+from stream.web.access import drain_client, refuse_websocket
 
 if TYPE_CHECKING:
     from stream.live.session import CallSession
@@ -76,7 +54,6 @@ ENDED_SUMMARY_KEEP_S = 30 * 60.0
 and at most ``limits.ended_calls_kept`` of them."""
 
 LIVE_HEARTBEAT_S = 20.0
-CLOSE_REASON_BYTES = 120  # RFC 6455 caps a close reason at 123 bytes
 SEVERITIES = ("critical", "major", "minor")
 REVIEW_FORMATS = ("html", "json")
 
@@ -91,139 +68,6 @@ PAGE_HEADERS = {
         "object-src 'none'; base-uri 'none'; form-action 'none'"
     ),
 }
-
-
-# -- access ----------------------------------------------------------------------------------------
-
-
-class Gate:
-    """The one place a request's token is read and judged, for every endpoint of a service."""
-
-    def __init__(self, settings: Settings, secret: bytes | None) -> None:
-        self.enabled = settings.auth.enabled
-        self.tenant = settings.auth.tenant
-        if self.enabled and secret is None:
-            raise ValueError("auth is enabled but no token secret was given")
-        self.secret = secret or b""
-        # call id -> subs of the ingest tokens that opened or joined it; bounded by the calls the
-        # registry can still serve (live plus kept ended), so it never outlives their logs.
-        self._ingesters: OrderedDict[str, set[str]] = OrderedDict()
-        self._ingesters_kept = settings.limits.max_concurrent_calls + settings.limits.ended_calls_kept
-
-    def claims(self, request: web.Request) -> Claims | None:
-        """The request's verified claims (``None`` with auth off); ``AuthError(401)`` if bad."""
-        if not self.enabled:
-            return None
-        token = token_from(request.headers.get(hdrs.AUTHORIZATION), request.query.get("token"))
-        return verify_token(self.secret, token)
-
-    def require(
-        self, request: web.Request, action: Action, call_id: str | None = None, *, follow_ingest: bool = False
-    ) -> Claims | None:
-        """Raise ``AuthError`` unless the request may do ``action`` (on ``call_id``).
-
-        ``follow_ingest`` admits, for ``read_call``, the ingest token that sent this call.
-        """
-        claims = self.claims(request)
-        if claims is None:
-            return None
-        if (
-            follow_ingest
-            and action == "read_call"
-            and call_id is not None
-            and claims.role == "ingest"
-            and claims.tenant == self.tenant
-            and claims.sub in self._ingesters.get(call_id, ())
-        ):
-            return claims
-        authorize(claims, action=action, tenant=self.tenant, call_id=call_id)
-        return claims
-
-    def may_send_audio(self, claims: Claims | None) -> None:
-        """What can be judged before the ``start`` frame names the call: role and tenant."""
-        if claims is None:
-            return
-        if claims.tenant != self.tenant:
-            raise AuthError(403, "token is not valid for this tenant")
-        if claims.role != "ingest":
-            raise AuthError(403, "token may not send audio")
-
-    def may_ingest_call(self, claims: Claims | None, call_id: str) -> None:
-        if claims is not None:
-            authorize(claims, action="ingest", tenant=self.tenant, call_id=call_id)
-
-    def note_ingest(self, claims: Claims | None, call_id: str, *, new_call: bool) -> None:
-        """Remember who sends ``call_id`` so that token may follow the call's events."""
-        if claims is None:
-            return
-        subs = set() if new_call else self._ingesters.pop(call_id, set())
-        subs.add(claims.sub)
-        self._ingesters[call_id] = subs
-        self._ingesters.move_to_end(call_id)
-        while len(self._ingesters) > self._ingesters_kept:
-            self._ingesters.popitem(last=False)
-
-
-def refusal_code(err: AuthError) -> str:
-    return "unauthorized" if err.status == 401 else "forbidden"
-
-
-def http_refusal(err: AuthError) -> web.HTTPException:
-    body = json.dumps({"error": refusal_code(err), "message": err.reason})
-    if err.status == 401:
-        challenge = 'Bearer realm="callassist"'
-        if err.reason != "missing token":  # RFC 6750 3.1: no error code when no token was sent
-            challenge += ', error="invalid_token"'
-        return web.HTTPUnauthorized(
-            text=body, content_type="application/json", headers={hdrs.WWW_AUTHENTICATE: challenge}
-        )
-    return web.HTTPForbidden(text=body, content_type="application/json")
-
-
-def is_websocket_upgrade(request: web.Request) -> bool:
-    return web.WebSocketResponse().can_prepare(request).ok
-
-
-def close_reason(code: str, message: str) -> bytes:
-    return f"{code}: {message}".encode()[:CLOSE_REASON_BYTES]
-
-
-async def refuse_websocket(request: web.Request, err: AuthError) -> web.StreamResponse:
-    """Refuse a websocket request: HTTP status for a plain request, else accept and close 1008."""
-    if not is_websocket_upgrade(request):
-        raise http_refusal(err)
-    ws = web.WebSocketResponse()
-    await ws.prepare(request)
-    await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=close_reason(refusal_code(err), err.reason))
-    return ws
-
-
-async def drain_client(ws: web.WebSocketResponse) -> None:
-    """Read (and ignore) what a subscriber sends so its close is noticed."""
-    async for _msg in ws:
-        pass
-
-
-class RedactingAccessLogger(AbstractAccessLogger):
-    """Access log lines without the query string.
-
-    Tokens travel in ``?token=`` (browsers cannot put headers on a websocket), and a
-    token in a log file is a credential anyone with the log can replay.
-    """
-
-    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
-        self.logger.info(
-            '%s "%s %s" %d %.1f ms',
-            request.remote,
-            request.method,
-            request.path,
-            response.status,
-            time * 1000,
-        )
-
-    @property
-    def enabled(self) -> bool:
-        return self.logger.isEnabledFor(logging.INFO)
 
 
 # -- supervisor feed and call summaries --------------------------------------------------------------

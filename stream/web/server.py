@@ -1,9 +1,10 @@
-"""The HTTP/websocket service: native audio ingest and live event streams.
+"""The HTTP/websocket service: live event streams, and the home of the ingest routes.
 
 Routes (documented in the README):
 
 - ``GET  /healthz``                       liveness, call count, ASR queue figures
-- ``WS   /v1/ingest``                     a call's audio (protocol in :mod:`stream.ingest.native`)
+- ``WS   /v1/ingest``                     a call's audio (protocol in :mod:`stream.ingest.native`,
+                                          route in :mod:`stream.ingest.routes`)
 - ``WS   /v1/calls/{call_id}/events``     a call's events: replay ``since=N`` then live
 - ``GET  /v1/calls``                      live and recently ended calls (supervisor)
 
@@ -21,52 +22,31 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import json
 import logging
 import os
 import time
 from typing import Any
 
-from aiohttp import WSCloseCode, WSMsgType, web
+from aiohttp import WSCloseCode, web
 
 from stream.asr.scheduler import AsrScheduler
 from stream.auth import AuthError, load_or_create_secret
 from stream.delivery.mqtt import MqttPublisher
 from stream.delivery.persist import StoreSink
-from stream.ingest.native import (
-    Audio,
-    IngestProtocol,
-    MetadataUpdate,
-    ProtocolViolation,
-    Started,
-    StartInfo,
-    Stopped,
-)
+from stream.ingest import register_routes, start_audiosocket
+from stream.ingest.refusal import CLOSE_TRY_AGAIN_LATER, http_refusal, truncated_reason
 from stream.live.bus import CallLog, FastSink, SubscriberTooSlow
-from stream.live.calls import CallHandle, CallManager, CallRejected
+from stream.live.calls import CallManager
 from stream.live.pipeline import Services
-from stream.live.session import CallParams, CallSession
+from stream.live.session import CallSession
 from stream.settings import Settings
 from stream.store import Store
-from stream.web.pages import (
-    Gate,
-    LiveFeed,
-    WebRoutes,
-    close_reason,
-    drain_client,
-    http_refusal,
-    refusal_code,
-    refuse_websocket,
-)
+from stream.web.access import Gate, drain_client, refuse_websocket
+from stream.web.pages import LiveFeed, WebRoutes
 
 log = logging.getLogger(__name__)
 
-WS_MAX_MESSAGE_FACTOR = 4
-"""aiohttp's own hard cap is this multiple of ``limits.max_frame_bytes``, so frames a
-little over the named limit still reach the protocol and get a proper error event."""
-
 SUBSCRIBER_HEARTBEAT_S = 20.0
-CLOSE_TRY_AGAIN_LATER = 1013
 
 _instances = itertools.count()
 
@@ -114,13 +94,10 @@ class Service:
     def app(self) -> web.Application:
         app = web.Application()
         app.router.add_get("/healthz", self.healthz)
-        app.router.add_get("/v1/ingest", self.ingest)
         app.router.add_get("/v1/calls", self.list_calls)
         app.router.add_get("/v1/calls/{call_id}/events", self.call_events)
         WebRoutes(self).register(app)
-        from stream.ingest import register_adapters  # telephony adapters: docs/telephony.md
-
-        register_adapters(app, self)
+        register_routes(app, self)  # /v1/ingest and the telephony adapters (docs/telephony.md)
         app.on_startup.append(self._on_startup)
         app.on_shutdown.append(self._on_shutdown)
         return app
@@ -129,8 +106,6 @@ class Service:
         if self.store_sink is not None:  # a previous run's spooled events go before any new call's
             await self.store_sink.start()
         await self.scheduler.start()
-        from stream.ingest import start_audiosocket
-
         self._audiosocket = await start_audiosocket(self)  # None unless adapters.audiosocket_port is set
         if self.mqtt is not None:
             await self.mqtt.start()
@@ -171,126 +146,6 @@ class Service:
         """The call's summary as the supervisor view and the MQTT state topic carry it."""
         return self.live.summary(session)
 
-    # -- ingest ----------------------------------------------------------
-    async def ingest(self, request: web.Request) -> web.StreamResponse:
-        try:
-            claims = self.gate.claims(request)
-            self.gate.may_send_audio(claims)
-        except AuthError as err:
-            return await self._refuse_ingest(request, err)
-        limits = self.settings.limits
-        ws = web.WebSocketResponse(max_msg_size=limits.max_frame_bytes * WS_MAX_MESSAGE_FACTOR)
-        await ws.prepare(request)
-        proto = IngestProtocol(limits)
-        handle: CallHandle | None = None
-        reason = "disconnected"
-        timeout = limits.start_timeout_s
-        try:
-            while not ws.closed:
-                try:
-                    msg = await ws.receive(timeout=timeout)
-                except TimeoutError:
-                    what = "no start frame" if handle is None else "no audio"
-                    await self._reject(
-                        ws, handle, "timeout", f"{what} within {timeout:g} s", WSCloseCode.POLICY_VIOLATION
-                    )
-                    reason = "timeout"
-                    break
-                if msg.type == WSMsgType.TEXT:
-                    events = proto.receive_text(msg.data)
-                elif msg.type == WSMsgType.BINARY:
-                    events = proto.receive_bytes(msg.data)
-                elif msg.type == WSMsgType.ERROR:
-                    reason = "error"
-                    await self._reject(
-                        ws,
-                        handle,
-                        "message_too_big",
-                        str(ws.exception() or "bad frame"),
-                        WSCloseCode.MESSAGE_TOO_BIG,
-                    )
-                    break
-                else:  # CLOSE / CLOSING / CLOSED: the client went away; keep the resamplers' tails
-                    events = [ev for ev in proto.receive_eof() if isinstance(ev, Audio)]
-                for ev in events:
-                    if isinstance(ev, Started):
-                        try:
-                            # Scope first: a refused token learns nothing about the call id.
-                            self.gate.may_ingest_call(claims, ev.info.call_id)
-                            new_call = self.registry.live(ev.info.call_id) is None
-                            handle = await self.calls.open(_params(ev.info))
-                        except AuthError as err:
-                            reason = "error"
-                            code = refusal_code(err)
-                            await self._reject(ws, None, code, err.reason, WSCloseCode.POLICY_VIOLATION)
-                            break
-                        except CallRejected as exc:
-                            reason = "error"
-                            await self._reject(ws, None, exc.code, str(exc), WSCloseCode.POLICY_VIOLATION)
-                            break
-                        self.gate.note_ingest(claims, handle.call_id, new_call=new_call)
-                        await self._ack(ws, handle.call_id)
-                        timeout = limits.idle_timeout_s
-                    elif isinstance(ev, Audio) and handle is not None:
-                        await handle.feed(ev.legs)
-                    elif isinstance(ev, MetadataUpdate) and handle is not None:
-                        handle.update_metadata(ev.metadata)
-                    elif isinstance(ev, Stopped):
-                        reason = "stop"
-                    elif isinstance(ev, ProtocolViolation):
-                        if ev.fatal:
-                            reason = "error"
-                            await self._reject(ws, handle, ev.code, ev.message, ev.close_code)
-                            break
-                        await self._send_error(ws, handle, ev.code, ev.message, fatal=False)
-                if reason in ("stop", "error") or msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
-                    break
-        except Exception:
-            log.exception("ingest failed")
-            reason = "error"
-        finally:
-            if handle is not None:
-                await handle.close(reason)
-            if not ws.closed:
-                await ws.close(code=WSCloseCode.OK, message=b"call ended")
-        return ws
-
-    async def _refuse_ingest(self, request: web.Request, err: AuthError) -> web.StreamResponse:
-        """Refused before the call exists: an ``error`` frame as for any ingest refusal, then 1008."""
-        ws = web.WebSocketResponse()
-        if not ws.can_prepare(request).ok:
-            raise http_refusal(err)
-        await ws.prepare(request)
-        await self._reject(ws, None, refusal_code(err), err.reason, WSCloseCode.POLICY_VIOLATION)
-        return ws
-
-    async def _ack(self, ws: web.WebSocketResponse, call_id: str) -> None:
-        await ws.send_str(
-            json.dumps({"type": "started", "call_id": call_id, "events": f"/v1/calls/{call_id}/events"})
-        )
-
-    async def _send_error(
-        self, ws: web.WebSocketResponse, handle: CallHandle | None, code: str, message: str, *, fatal: bool
-    ) -> None:
-        """Tell the client (and, once the call exists, the call's event stream) what went wrong."""
-        if handle is not None:
-            await handle.error(code, message, fatal=fatal)
-        if not ws.closed:
-            with contextlib.suppress(ConnectionError, RuntimeError):
-                await ws.send_str(
-                    json.dumps(
-                        {"type": "error", "code": code, "message": message, "fatal": fatal},
-                        ensure_ascii=False,
-                    )
-                )
-
-    async def _reject(
-        self, ws: web.WebSocketResponse, handle: CallHandle | None, code: str, message: str, close_code: int
-    ) -> None:
-        await self._send_error(ws, handle, code, message, fatal=True)
-        if not ws.closed:
-            await ws.close(code=close_code, message=close_reason(code, message))
-
     # -- event streams ---------------------------------------------------
     async def call_events(self, request: web.Request) -> web.StreamResponse:
         call_id = request.match_info["call_id"]
@@ -321,7 +176,7 @@ class Service:
                     break
                 await ws.send_str(event.to_json())
         except SubscriberTooSlow as exc:
-            await ws.close(code=CLOSE_TRY_AGAIN_LATER, message=str(exc).encode()[:120])
+            await ws.close(code=CLOSE_TRY_AGAIN_LATER, message=truncated_reason(str(exc)))
         except (ConnectionError, RuntimeError):
             pass
         finally:
@@ -348,15 +203,4 @@ def _mqtt_publisher(settings: Settings) -> MqttPublisher:
         password=m.password or None,
         reconnect_min_s=m.reconnect_min_s,
         reconnect_max_s=m.reconnect_max_s,
-    )
-
-
-def _params(info: StartInfo) -> CallParams:
-    return CallParams(
-        call_id=info.call_id,
-        language=info.language,
-        sample_rate=info.sample_rate,
-        encoding=info.encoding,
-        legs=tuple(info.channels),
-        metadata=dict(info.metadata),
     )
