@@ -65,7 +65,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 async def _serve(settings: Settings, *, config: str | None = None) -> int:
     from aiohttp import web
 
-    from stream.live.pipeline import build_services
+    from stream.live.pipeline import load_shared_models
     from stream.store.db import open_store
     from stream.web.pages import RedactingAccessLogger, base_url, startup_lines
     from stream.web.server import Service
@@ -76,7 +76,7 @@ async def _serve(settings: Settings, *, config: str | None = None) -> int:
         log.warning(
             "%d call(s) from a previous run marked interrupted: %s", len(interrupted), ", ".join(interrupted)
         )
-    services = await asyncio.to_thread(build_services, settings)
+    services = await asyncio.to_thread(load_shared_models, settings)
     try:
         service = Service(settings, services, store=store)
     except (OSError, ValueError) as exc:  # the token secret file: unreadable, unwritable, too short

@@ -44,7 +44,7 @@ from stream.ingest.native import (
 )
 from stream.live.bus import CallLog, FastSink, SubscriberTooSlow
 from stream.live.calls import CallHandle, CallManager, CallRejected
-from stream.live.pipeline import Services
+from stream.live.pipeline import SharedModels
 from stream.live.session import CallParams, CallSession
 from stream.settings import Settings
 from stream.store.db import Store
@@ -75,7 +75,7 @@ class Service:
     def __init__(
         self,
         settings: Settings,
-        services: Services,
+        services: SharedModels,
         *,
         store: Store | None = None,
         secret: bytes | None = None,
