@@ -192,15 +192,16 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 def cmd_transcribe(args: argparse.Namespace) -> int:
     from stream.audio.wavfile import read_wav
     from stream.live.pipeline import AsrPlan, load_transcriber
-    from stream.offline.transcribe import leg_audio, transcribe_legs
+    from stream.offline.transcribe import hear_legs, leg_audio, transcripts
 
     settings = _settings(args)
     wav = read_wav(args.wav)
     legs = leg_audio(wav)
     transcriber = load_transcriber(settings)
-    utterances = transcribe_legs(
+    heard = hear_legs(
         legs, language=args.language, transcriber=transcriber, settings=settings, plan=AsrPlan()
     )
+    utterances = transcripts(heard, language=args.language, masking=settings.store.masking)
     json.dump([u.to_dict() for u in utterances], sys.stdout, ensure_ascii=False, indent=1)
     sys.stdout.write("\n")
     return 0

@@ -111,6 +111,17 @@ class UtteranceStep:
             text = mask_text(text, language=self.language).text
         return text or None
 
+    def _transcript(self, heard: Heard, text: str) -> tuple[Speaker, str, str, str, float, float]:
+        """The fields a partial and a final transcript share, in their order."""
+        return (
+            heard.speaker,
+            heard.utterance_id,
+            text,
+            self.language,
+            round(heard.start, TIME_DECIMALS),
+            round(heard.end, TIME_DECIMALS),
+        )
+
     def partial(self, heard: Heard) -> list[EventBody]:
         """A provisional transcript of a still-open utterance and the critical warnings it raises."""
         if heard.utterance_id in self._finalized:
@@ -118,16 +129,7 @@ class UtteranceStep:
         text = self.text(heard)
         if not text:
             return []
-        out: list[EventBody] = [
-            TranscriptPartial(
-                speaker=heard.speaker,
-                utterance_id=heard.utterance_id,
-                text=text,
-                language=self.language,
-                start=round(heard.start, TIME_DECIMALS),
-                end=round(heard.end, TIME_DECIMALS),
-            )
-        ]
+        out: list[EventBody] = [TranscriptPartial(*self._transcript(heard, text))]
         if self.guide is not None:
             out.extend(self.guide.on_partial(heard.speaker, text, heard.utterance_id))
         return out
@@ -141,15 +143,7 @@ class UtteranceStep:
             return []
         self.finals += 1
         out: list[EventBody] = [
-            TranscriptFinal(
-                speaker=heard.speaker,
-                utterance_id=heard.utterance_id,
-                text=text,
-                language=self.language,
-                start=round(heard.start, TIME_DECIMALS),
-                end=round(heard.end, TIME_DECIMALS),
-                latency_ms=round(latency_ms, 1),
-            )
+            TranscriptFinal(*self._transcript(heard, text), latency_ms=round(latency_ms, 1))
         ]
         if self.guide is not None:
             try:

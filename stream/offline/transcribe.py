@@ -18,7 +18,7 @@ from stream.asr.base import Transcriber
 from stream.audio.codecs import decode
 from stream.audio.resample import StreamResampler
 from stream.audio.wavfile import WavAudio, WavError
-from stream.live.legs import endpoint_recording
+from stream.live.legs import VadFactory, endpoint_recording
 from stream.live.pipeline import AsrPlan
 from stream.live.utterance import Heard, UtteranceStep
 from stream.settings import Settings
@@ -68,11 +68,13 @@ def hear_legs(
     transcriber: Transcriber,
     settings: Settings,
     plan: AsrPlan,
+    vad: VadFactory | None = None,
 ) -> list[Heard]:
     """Every utterance of every leg transcribed, in the order they ended (ties: earlier start, then
-    the agent), which is the order the live per-call queue judges them in."""
+    the agent), which is the order the live per-call queue judges them in.  ``vad``: as for
+    :class:`stream.live.legs.LegEndpoints`."""
     heard = []
-    for ev in endpoint_recording(legs, settings.endpoint):
+    for ev in endpoint_recording(legs, settings.endpoint, vad=vad):
         req = plan.request(ev.audio, language)
         heard.append(Heard.of(ev.leg, ev.utterance_id, ev.start, ev.end, req, transcriber.transcribe(req)))
     heard.sort(key=lambda h: (round(h.end, 3), round(h.start, 3), h.speaker))
@@ -102,15 +104,8 @@ def utterances_of(bodies: list[EventBody]) -> list[Utterance]:
     return out
 
 
-def transcribe_legs(
-    legs: Mapping[str, np.ndarray],
-    *,
-    language: str,
-    transcriber: Transcriber,
-    settings: Settings,
-    plan: AsrPlan,
-) -> list[Utterance]:
-    """The utterances of a recording, guarded and masked (``store.masking``) as live finals are."""
-    heard = hear_legs(legs, language=language, transcriber=transcriber, settings=settings, plan=plan)
-    step = UtteranceStep(language, None, masking=settings.store.masking)
+def transcripts(heard: list[Heard], *, language: str, masking: bool) -> list[Utterance]:
+    """What ``callassist transcribe`` prints: the finals of :func:`hear_legs`, guarded and masked
+    (``store.masking``) as live finals are, without guidance."""
+    step = UtteranceStep(language, None, masking=masking)
     return utterances_of([b for _, bodies in judge(heard, step) for b in bodies])
