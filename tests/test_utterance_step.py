@@ -136,7 +136,8 @@ def result(text: str, *, no_speech: float = 0.0, logprob: float = -0.1) -> AsrRe
 
 def heard(text: str, uid: str = "agent-1", leg: str = "agent", language: str = "en", **kw: Any) -> Heard:
     audio = np.zeros(2 * RATE, dtype=np.float32)
-    return Heard.of(leg, uid, 1.0, 3.0, AsrRequest(audio, language), result(text, **kw))
+    ended = UtteranceEnded(leg, uid, 1.0, 3.0, audio, "silence")
+    return Heard.of(ended, AsrRequest(audio, language), result(text, **kw))
 
 
 class ScriptedGuide:

@@ -209,7 +209,7 @@ class CallSession:
             return
         if result is None:
             return
-        heard = Heard.of(ev.leg, ev.utterance_id, ev.start, ev.end, req, result)
+        heard = Heard.of(ev, req, result)
         await self._emit(lambda: self._step.partial(heard))
 
     async def _final_worker(self) -> None:
@@ -239,7 +239,7 @@ class CallSession:
             if spec is not None:
                 spec.task.cancel()
             result = await self._scheduler.final(req, key=f"{self.call_id}/{ev.leg}")
-        heard = Heard.of(ev.leg, ev.utterance_id, ev.start, ev.end, req, result)
+        heard = Heard.of(ev, req, result)
         latency_ms = (time.perf_counter() - item.closed_at) * 1000.0
         await self._emit(lambda: self._step.final(heard, latency_ms=latency_ms))
 

@@ -23,6 +23,7 @@ from assist.events import ErrorEvent, EventBody, Speaker, TranscriptFinal, Trans
 from assist.masking import mask_text
 from stream.asr.base import SAMPLE_RATE, AsrRequest, AsrResult
 from stream.asr.guard import check_transcript
+from stream.audio.endpointer import PartialAudio, UtteranceEnded
 
 if TYPE_CHECKING:
     from assist.engine import CallGuide
@@ -56,14 +57,13 @@ class Heard:
     audio_s: float | None = None
 
     @classmethod
-    def of(
-        cls, leg: str, utterance_id: str, start: float, end: float, request: AsrRequest, result: AsrResult
-    ) -> Heard:
+    def of(cls, audio: PartialAudio | UtteranceEnded, request: AsrRequest, result: AsrResult) -> Heard:
+        """What the ASR made of this endpointer event's audio (a partial snapshot or the whole)."""
         return cls(
-            leg=leg,
-            utterance_id=utterance_id,
-            start=start,
-            end=end,
+            leg=audio.leg,
+            utterance_id=audio.utterance_id,
+            start=audio.start,
+            end=audio.end,
             result=result,
             language=request.language,
             prompt=request.prompt,

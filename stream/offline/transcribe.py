@@ -76,7 +76,7 @@ def hear_legs(
     heard = []
     for ev in endpoint_recording(legs, settings.endpoint, vad=vad):
         req = plan.request(ev.audio, language)
-        heard.append(Heard.of(ev.leg, ev.utterance_id, ev.start, ev.end, req, transcriber.transcribe(req)))
+        heard.append(Heard.of(ev, req, transcriber.transcribe(req)))
     heard.sort(key=lambda h: (round(h.end, 3), round(h.start, 3), h.speaker))
     return heard
 
