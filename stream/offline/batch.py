@@ -184,7 +184,7 @@ class Analyzer:
             metadata=dict(rec.metadata),
         )
         timed: list[tuple[float, EventBody]] = [(0.0, started)]
-        timed += [(h.end, b) for h, bodies in judge(heard, step) for b in bodies]
+        timed += [(round(h.end, 3), b) for h, bodies in judge(heard, step) for b in bodies]
         timed.append((rec.duration, CallEnded(reason="stop", duration=round(rec.duration, 3))))
         events = stamp(rec.name, started_at, timed)
         facts = CallFacts(
