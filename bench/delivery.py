@@ -122,7 +122,7 @@ async def _child_main(
 ) -> None:
     from aiohttp import web
 
-    from stream.live.pipeline import AsrPlan, Services
+    from stream.live.pipeline import AsrPlan, SharedModels
     from stream.live.session import CallParams
     from stream.settings import load_settings
     from stream.web.server import Service
@@ -140,7 +140,7 @@ async def _child_main(
             },
         )
         service = Service(
-            settings, Services(transcriber=_NoAsr(), engine=None, plan=AsrPlan()), secret=secret
+            settings, SharedModels(transcriber=_NoAsr(), engine=None, plan=AsrPlan()), secret=secret
         )
         runner = web.AppRunner(service.app(), access_log=None)
         await runner.setup()

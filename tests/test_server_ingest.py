@@ -22,7 +22,7 @@ from aiohttp import web
 
 from stream.asr.base import AsrRequest, AsrResult
 from stream.audio.codecs import encode_mulaw
-from stream.live.pipeline import AsrPlan, Services
+from stream.live.pipeline import AsrPlan, SharedModels
 from stream.settings import load_settings
 from stream.web.server import Service
 
@@ -90,7 +90,7 @@ async def server() -> AsyncIterator[Server]:
         },
     )
     fake = FakeTranscriber()
-    service = Service(settings, Services(transcriber=fake, engine=None, plan=AsrPlan()))
+    service = Service(settings, SharedModels(transcriber=fake, engine=None, plan=AsrPlan()))
     runner = web.AppRunner(service.app())
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)

@@ -402,7 +402,7 @@ async def test_crash_mid_drain_writes_each_event_exactly_once(tmp_path: Path) ->
 async def sqlite_service(tmp_path: Path) -> AsyncIterator[tuple[str, object, Path]]:
     from aiohttp import web
 
-    from stream.live.pipeline import AsrPlan, Services
+    from stream.live.pipeline import AsrPlan, SharedModels
     from stream.web.server import Service
     from tests.test_server_ingest import FakeTranscriber
 
@@ -423,7 +423,7 @@ async def sqlite_service(tmp_path: Path) -> AsyncIterator[tuple[str, object, Pat
     db = tmp_path / "data" / "calls.db"
     store = open_store(str(db), masking=None)
     service = Service(
-        settings, Services(transcriber=FakeTranscriber(), engine=None, plan=AsrPlan()), store=store
+        settings, SharedModels(transcriber=FakeTranscriber(), engine=None, plan=AsrPlan()), store=store
     )
     runner = web.AppRunner(service.app())
     await runner.setup()
@@ -563,7 +563,7 @@ async def test_events_spooled_before_a_sigkill_are_replayed(tmp_path: Path) -> N
 async def test_the_service_replays_a_left_spool_before_it_listens(tmp_path: Path) -> None:
     from aiohttp import web
 
-    from stream.live.pipeline import AsrPlan, Services
+    from stream.live.pipeline import AsrPlan, SharedModels
     from stream.web.server import Service
     from tests.test_server_ingest import FakeTranscriber
 
@@ -575,7 +575,7 @@ async def test_the_service_replays_a_left_spool_before_it_listens(tmp_path: Path
     left.close()
     store = open_store(settings.store_url(), masking=None)
     service = Service(
-        settings, Services(transcriber=FakeTranscriber(), engine=None, plan=AsrPlan()), store=store
+        settings, SharedModels(transcriber=FakeTranscriber(), engine=None, plan=AsrPlan()), store=store
     )
     runner = web.AppRunner(service.app())
     try:

@@ -23,7 +23,7 @@ from aiohttp import web
 
 from stream.auth import Role, issue_token, verify_token
 from stream.cli.main import main as cli_main
-from stream.live.pipeline import AsrPlan, Services
+from stream.live.pipeline import AsrPlan, SharedModels
 from stream.settings import load_settings
 from stream.store import open_store
 from stream.web.pages import MAX_SUMMARY_RATE_HZ, startup_lines
@@ -105,7 +105,7 @@ async def server(tmp_path: Path) -> AsyncIterator[Server]:
         },
     )
     store = open_store(str(tmp_path / "calls.db"), masking=None)  # the review route reads it
-    services = Services(transcriber=FakeTranscriber(), engine=None, plan=AsrPlan())
+    services = SharedModels(transcriber=FakeTranscriber(), engine=None, plan=AsrPlan())
     service = Service(settings, services, store=store, secret=SECRET)
     runner = web.AppRunner(service.app())
     await runner.setup()
@@ -324,7 +324,7 @@ async def test_plain_get_on_websocket_endpoints_is_refused_with_http_status(serv
 
 async def test_auth_off_lets_everything_through(tmp_path: Path) -> None:
     settings = load_settings(None, {"data_dir": str(tmp_path), "guidance": False, "auth.enabled": False})
-    service = Service(settings, Services(transcriber=FakeTranscriber(), engine=None, plan=AsrPlan()))
+    service = Service(settings, SharedModels(transcriber=FakeTranscriber(), engine=None, plan=AsrPlan()))
     runner = web.AppRunner(service.app())
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)

@@ -65,7 +65,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 async def _serve(settings: Settings, *, config: str | None = None) -> int:
     from aiohttp import web
 
-    from stream.live.pipeline import build_services
+    from stream.live.pipeline import load_shared_models
     from stream.store import open_store
     from stream.web.access import RedactingAccessLogger
     from stream.web.pages import base_url, startup_lines
@@ -77,7 +77,7 @@ async def _serve(settings: Settings, *, config: str | None = None) -> int:
         log.warning(
             "%d call(s) from a previous run marked interrupted: %s", len(interrupted), ", ".join(interrupted)
         )
-    services = await asyncio.to_thread(build_services, settings)
+    services = await asyncio.to_thread(load_shared_models, settings)
     try:
         service = Service(settings, services, store=store)
     except (OSError, ValueError) as exc:  # the token secret file: unreadable, unwritable, too short
@@ -193,15 +193,16 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 def cmd_transcribe(args: argparse.Namespace) -> int:
     from stream.audio.wavfile import read_wav
     from stream.live.pipeline import AsrPlan, load_transcriber
-    from stream.offline.transcribe import leg_audio, transcribe_legs
+    from stream.offline.transcribe import hear_legs, leg_audio, transcripts
 
     settings = _settings(args)
     wav = read_wav(args.wav)
     legs = leg_audio(wav)
     transcriber = load_transcriber(settings)
-    utterances = transcribe_legs(
+    heard = hear_legs(
         legs, language=args.language, transcriber=transcriber, settings=settings, plan=AsrPlan()
     )
+    utterances = transcripts(heard, language=args.language, masking=settings.store.masking)
     json.dump([u.to_dict() for u in utterances], sys.stdout, ensure_ascii=False, indent=1)
     sys.stdout.write("\n")
     return 0

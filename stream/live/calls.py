@@ -18,7 +18,7 @@ import numpy as np
 from assist.events import Event
 from stream.asr.scheduler import AsrScheduler
 from stream.live.bus import CallLog, DurableSink, FastSink
-from stream.live.pipeline import Services
+from stream.live.pipeline import SharedModels
 from stream.live.registry import CallRegistry, LiveCall
 from stream.live.session import CallParams, CallSession
 from stream.settings import Settings
@@ -78,14 +78,14 @@ class CallManager:
     def __init__(
         self,
         settings: Settings,
-        services: Services,
+        models: SharedModels,
         scheduler: AsrScheduler,
         *,
         durable_sinks: list[DurableSink] | None = None,
         fast_sinks: list[FastSink] | None = None,
     ) -> None:
         self.settings = settings
-        self.services = services
+        self.models = models
         self.scheduler = scheduler
         self.registry = CallRegistry(ended_kept=settings.limits.ended_calls_kept)
         self.durable_sinks = list(durable_sinks or [])
@@ -144,9 +144,9 @@ class CallManager:
             params,
             settings=self.settings,
             scheduler=self.scheduler,
-            plan=self.services.plan,
+            plan=self.models.plan,
             log_=log_,
-            engine=self.services.engine,
+            engine=self.models.engine,
         )
         holder.append(session)
         return session

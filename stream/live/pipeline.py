@@ -1,5 +1,6 @@
-"""What the live service and the offline commands share: process-wide services
-(one Whisper model, one guidance engine) and the utterance -> text step.
+"""What the live service and the offline commands share: the process-wide models
+(one Whisper model, one guidance engine) and how a transcription request is made.
+The utterance -> events step is :mod:`stream.live.utterance`.
 
 Built once at start-up from the validated settings and passed down; nothing
 here loads a model at import time.
@@ -16,8 +17,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from stream.asr.base import AsrRequest, AsrResult, Audio, Transcriber
-from stream.asr.guard import check_request
+from stream.asr.base import AsrRequest, Audio, Transcriber
 from stream.settings import Settings
 
 if TYPE_CHECKING:
@@ -46,16 +46,6 @@ class AsrPlan:
             hotwords=self.hotwords.get(language, ""),
             partial=partial,
         )
-
-
-def accept_text(result: AsrResult, request: AsrRequest) -> str | None:
-    """Apply the hallucination guard (told the clip's length, so a short word Whisper looped on is
-    kept once); None when nothing real was said."""
-    verdict = check_request(result, request)
-    if not verdict.keep:
-        log.debug("guard dropped %r: %s", result.text, verdict.reason)
-        return None
-    return verdict.text
 
 
 def playbook_dir(settings: Settings) -> Path:
@@ -129,15 +119,18 @@ def english_hotword_prompt(words: Sequence[str]) -> str:
 
 
 @dataclass
-class Services:
-    """Process-wide heavy objects, built once at start-up and shared by all calls."""
+class SharedModels:
+    """Process-wide heavy objects, built once at start-up and shared by all calls.
+
+    (Not to be confused with :class:`stream.web.server.Service`, the web service that uses them.)
+    """
 
     transcriber: Transcriber
     engine: GuidanceEngine | None
     plan: AsrPlan
 
 
-def build_services(settings: Settings) -> Services:
+def load_shared_models(settings: Settings) -> SharedModels:
     """Load the model and the playbook once; slow (seconds), so done before listening."""
     t0 = time.perf_counter()
     transcriber = load_transcriber(settings)
@@ -145,4 +138,4 @@ def build_services(settings: Settings) -> Services:
     languages = ("zh", "en")
     warm = warm_up(transcriber, languages)
     log.info("models ready in %.1f s (warm-up %.1f s)", time.perf_counter() - t0, warm)
-    return Services(transcriber=transcriber, engine=engine, plan=asr_plan_for(engine))
+    return SharedModels(transcriber=transcriber, engine=engine, plan=asr_plan_for(engine))

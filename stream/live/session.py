@@ -4,10 +4,13 @@ A session is transport-agnostic: the native websocket ingest and (later) every
 telephony adapter translate their wire format into :meth:`CallSession.feed`
 calls with per-leg 16 kHz float32 audio, so there is exactly one pipeline.
 
-Per leg, an :class:`~stream.audio.endpointer.Endpointer` cuts utterances.  Finished
+Per leg, an :class:`~stream.audio.endpointer.Endpointer` cuts utterances
+(:class:`~stream.live.legs.LegEndpoints`, shared with the offline commands).  Finished
 utterances go through one per-call queue, in the order they ended, to the
-process-wide ASR scheduler (finals first), then the hallucination guard, then
-the guidance engine; every resulting event is published on the call's log.
+process-wide ASR scheduler (finals first); each result then goes through the
+call's :class:`~stream.live.utterance.UtteranceStep` (hallucination guard,
+masking, guidance, retraction -- the same step the offline commands use) and the
+events it returns are published on the call's log.
 Partial transcripts are best-effort: at most one in flight per leg, dropped by
 the scheduler under load, ignored once the utterance's final exists.
 """
@@ -24,30 +27,20 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from assist.events import (
-    CallEnded,
-    CallStarted,
-    ErrorEvent,
-    EventBody,
-    Speaker,
-    TranscriptFinal,
-    TranscriptPartial,
-)
-from assist.masking import mask_text
+from assist.events import CallEnded, CallStarted, ErrorEvent, EventBody
 from stream.asr.base import AsrResult
 from stream.asr.scheduler import AsrScheduler
-from stream.audio.endpointer import Endpointer, EndpointEvent, PartialAudio, SpeculativeEnd, UtteranceEnded
-from stream.audio.vad import make_vad
+from stream.audio.endpointer import EndpointEvent, PartialAudio, SpeculativeEnd, UtteranceEnded
 from stream.live.bus import CallLog
-from stream.live.pipeline import AsrPlan, accept_text
+from stream.live.legs import LegEndpoints, VadFactory
+from stream.live.pipeline import AsrPlan
+from stream.live.utterance import Heard, UtteranceStep
 from stream.settings import Settings
 
 if TYPE_CHECKING:
     from assist.engine import CallGuide, GuidanceEngine
 
 log = logging.getLogger(__name__)
-
-_SAMPLE_RATE = 16000
 
 
 @dataclass(frozen=True)
@@ -85,7 +78,9 @@ class CallSession:
         plan: AsrPlan,
         log_: CallLog,
         engine: GuidanceEngine | None = None,
+        vad: VadFactory | None = None,
     ) -> None:
+        """``vad``: builds each leg's VAD (default: ``settings.endpoint.vad``); tests script one."""
         self.params = params
         self.settings = settings
         self.log = log_
@@ -95,22 +90,20 @@ class CallSession:
         self._guide: CallGuide | None = (
             engine.new_call(params.language, self._metadata) if engine is not None else None
         )
-        self._endpointers = {
-            leg: Endpointer(make_vad(settings.endpoint.vad), settings.endpoint, leg=leg)
-            for leg in params.legs
-        }
+        self._step = UtteranceStep(params.language, self._guide, masking=settings.store.masking)
+        self._legs = LegEndpoints(settings.endpoint, params.legs, vad=vad)
+        # A step's events are computed and published under this lock, so a partial's warning is
+        # never published after the retraction its final computed meanwhile.
+        self._publishing = asyncio.Lock()
         self._pending: asyncio.Queue[_Pending | None] = asyncio.Queue(
             maxsize=settings.limits.pending_utterances
         )
         self._final_task: asyncio.Task[None] | None = None
         self._partial_tasks: dict[str, asyncio.Task[None]] = {}
-        self._finalized: set[str] = set()
         self._speculative: dict[str, _Speculation] = {}
         self.speculative_hits = 0
-        self._samples: dict[str, int] = dict.fromkeys(params.legs, 0)
         self.started_at = time.time()
         self.ended = False
-        self.finals = 0
 
     @property
     def call_id(self) -> str:
@@ -122,7 +115,12 @@ class CallSession:
 
     @property
     def duration(self) -> float:
-        return max(self._samples.values(), default=0) / _SAMPLE_RATE
+        return self._legs.duration
+
+    @property
+    def finals(self) -> int:
+        """Final transcripts published so far."""
+        return self._step.finals
 
     @property
     def metadata(self) -> Mapping[str, Any]:
@@ -147,57 +145,43 @@ class CallSession:
     def attach_legs(self, legs: tuple[str, ...]) -> None:
         """A leg arriving on its own (mono) connection joins the call."""
         for leg in legs:
-            if leg not in self._endpointers:
-                self._endpointers[leg] = Endpointer(
-                    make_vad(self.settings.endpoint.vad), self.settings.endpoint, leg=leg
-                )
-                self._samples[leg] = 0
+            self._legs.add(leg)
 
     def has_leg(self, leg: str) -> bool:
-        return leg in self._endpointers
+        return leg in self._legs
 
     def update_metadata(self, extra: Mapping[str, Any]) -> None:
         self._metadata.update(extra)
 
     async def feed(self, legs: Mapping[str, np.ndarray]) -> None:
         """Push decoded 16 kHz audio per leg; waits only when transcription is far behind."""
-        await self._through(legs, Endpointer.push)
+        await self._on_endpoints(self._legs.push(legs))
 
     async def feed_gap(self, legs: Mapping[str, np.ndarray]) -> None:
         """Audio standing for a gap the platform announced (it discarded that audio): call time
         stays on the platform's clock, but the gap neither ends nor starts an utterance."""
-        await self._through(legs, Endpointer.bridge)
-
-    async def _through(
-        self, legs: Mapping[str, np.ndarray], step: Callable[[Endpointer, np.ndarray], list[EndpointEvent]]
-    ) -> None:
-        for leg, audio in legs.items():
-            endpointer = self._endpointers.get(leg)
-            if endpointer is None:
-                continue
-            self._samples[leg] += len(audio)
-            for ev in step(endpointer, audio):
-                await self._on_endpoint(ev)
+        await self._on_endpoints(self._legs.bridge(legs))
 
     async def end_utterances(self, legs: Iterable[str] | None = None) -> None:
         """End the utterance in progress on these legs (default: all) now, so its transcript comes
         without waiting for a pause: the platform paused the stream or changed its language."""
-        for leg in self._endpointers if legs is None else legs:
-            endpointer = self._endpointers.get(leg)
-            if endpointer is None:
-                continue
-            for ev in endpointer.cut():
-                await self._on_endpoint(ev)
+        await self._on_endpoints(self._legs.cut(legs))
 
-    async def _on_endpoint(self, ev: object) -> None:
-        if isinstance(ev, UtteranceEnded):
-            await self._pending.put(_Pending(ev, time.perf_counter()))
-        elif isinstance(ev, SpeculativeEnd):
-            self._speculate(ev)
-        elif isinstance(ev, PartialAudio):
-            running = self._partial_tasks.get(ev.leg)
-            if running is None or running.done():
-                self._partial_tasks[ev.leg] = asyncio.create_task(self._partial(ev))
+    async def _on_endpoints(self, events: Iterable[EndpointEvent]) -> None:
+        for ev in events:
+            if isinstance(ev, UtteranceEnded):
+                await self._pending.put(_Pending(ev, time.perf_counter()))
+            elif isinstance(ev, SpeculativeEnd):
+                self._speculate(ev)
+            elif isinstance(ev, PartialAudio):
+                running = self._partial_tasks.get(ev.leg)
+                if running is None or running.done():
+                    self._partial_tasks[ev.leg] = asyncio.create_task(self._partial(ev))
+
+    async def _emit(self, make: Callable[[], list[EventBody]]) -> None:
+        async with self._publishing:
+            for body in make():
+                await self.log.publish(body)
 
     def _speculate(self, ev: SpeculativeEnd) -> None:
         """Start the final transcription early when the ASR worker has nothing else to do.
@@ -223,25 +207,10 @@ class CallSession:
         except Exception:  # a failed partial is not worth an error event
             log.exception("partial transcription failed")
             return
-        if result is None or ev.utterance_id in self._finalized:
+        if result is None:
             return
-        text = self._shown(accept_text(result, req))
-        if not text:
-            return
-        speaker = _speaker(ev.leg)
-        await self.log.publish(
-            TranscriptPartial(
-                speaker=speaker,
-                utterance_id=ev.utterance_id,
-                text=text,
-                language=self.language,
-                start=round(ev.start, 3),
-                end=round(ev.end, 3),
-            )
-        )
-        if self._guide is not None and ev.utterance_id not in self._finalized:
-            for body in self._guide.on_partial(speaker, text, ev.utterance_id):
-                await self.log.publish(body)
+        heard = Heard.of(ev, req, result)
+        await self._emit(lambda: self._step.partial(heard))
 
     async def _final_worker(self) -> None:
         while True:
@@ -270,38 +239,9 @@ class CallSession:
             if spec is not None:
                 spec.task.cancel()
             result = await self._scheduler.final(req, key=f"{self.call_id}/{ev.leg}")
-        self._finalized.add(ev.utterance_id)
-        text = self._shown(accept_text(result, req))
-        if not text:
-            return
-        speaker = _speaker(ev.leg)
+        heard = Heard.of(ev, req, result)
         latency_ms = (time.perf_counter() - item.closed_at) * 1000.0
-        self.finals += 1
-        bodies: list[EventBody] = [
-            TranscriptFinal(
-                speaker=speaker,
-                utterance_id=ev.utterance_id,
-                text=text,
-                language=self.language,
-                start=round(ev.start, 3),
-                end=round(ev.end, 3),
-                latency_ms=round(latency_ms, 1),
-            )
-        ]
-        if self._guide is not None:
-            try:
-                bodies.extend(self._guide.on_final(speaker, text, ev.utterance_id))
-            except Exception as exc:
-                log.exception("guidance failed")
-                bodies.append(ErrorEvent(code="guidance_failed", message=str(exc) or type(exc).__name__))
-        for body in bodies:
-            await self.log.publish(body)
-
-    def _shown(self, text: str | None) -> str | None:
-        """Personal data is masked before a transcript is stored or shown (and before guidance sees it)."""
-        if text and self.settings.store.masking:
-            return mask_text(text, language=self.language).text
-        return text
+        await self._emit(lambda: self._step.final(heard, latency_ms=latency_ms))
 
     async def finish(self, reason: str) -> None:
         """Close every open utterance, transcribe what is left, then end the call.
@@ -312,9 +252,7 @@ class CallSession:
         if self.ended:
             return
         self.ended = True
-        for endpointer in self._endpointers.values():
-            for ev in endpointer.flush():
-                await self._on_endpoint(ev)
+        await self._on_endpoints(self._legs.flush())
         await self._pending.put(None)
         if self._final_task is not None:
             await self._final_task
@@ -333,7 +271,3 @@ def _consume_exception(task: asyncio.Task[AsrResult]) -> None:
     """A void speculation is never awaited; its failure must not be reported as unretrieved."""
     if not task.cancelled():
         task.exception()
-
-
-def _speaker(leg: str) -> Speaker:
-    return "agent" if leg == "agent" else "customer"

@@ -1,28 +1,30 @@
-"""Offline transcription of a recorded call, with the live service's own endpointing.
+"""Offline transcription of a recorded call, with the live service's own steps.
 
-A recording goes through exactly the steps live audio does -- decode, resample,
-per-leg endpointing, Whisper, hallucination guard -- only as fast as the CPU
-allows instead of at real-time pace, so offline and live transcripts agree.
+A recording goes through exactly the steps live audio does -- decode, resample, per-leg endpointing
+(:func:`stream.live.legs.endpoint_recording`), Whisper, then the live
+:class:`~stream.live.utterance.UtteranceStep` (hallucination guard, masking, guidance) -- only as fast
+as the CPU allows instead of at real-time pace, so offline and live transcripts agree.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
+from assist.events import EventBody, TranscriptFinal
 from stream.asr.base import Transcriber
 from stream.audio.codecs import decode
-from stream.audio.endpointer import Endpointer, UtteranceEnded
 from stream.audio.resample import StreamResampler
-from stream.audio.vad import make_vad
 from stream.audio.wavfile import WavAudio, WavError
-from stream.live.pipeline import AsrPlan, accept_text
+from stream.live.legs import VadFactory, endpoint_recording
+from stream.live.pipeline import AsrPlan
+from stream.live.utterance import Heard, UtteranceStep
 from stream.settings import Settings
 
-CHUNK_SECONDS = 0.5  # how much audio the endpointer gets per push; any size works
 STEREO_LEGS = ("agent", "customer")  # left channel = agent, right = customer
+OFFLINE_LATENCY_MS = 0.0  # no listener waits for an offline transcript
 
 
 @dataclass(frozen=True)
@@ -59,41 +61,51 @@ def leg_audio(wav: WavAudio, legs: tuple[str, ...] = STEREO_LEGS) -> dict[str, n
     return out
 
 
-def segment(audio: np.ndarray, leg: str, settings: Settings) -> Iterator[UtteranceEnded]:
-    endpointer = Endpointer(make_vad(settings.endpoint.vad), settings.endpoint, leg=leg)
-    step = int(16000 * CHUNK_SECONDS)
-    for i in range(0, len(audio), step):
-        for ev in endpointer.push(audio[i : i + step]):
-            if isinstance(ev, UtteranceEnded):
-                yield ev
-    for ev in endpointer.flush():
-        if isinstance(ev, UtteranceEnded):
-            yield ev
-
-
-def transcribe_legs(
-    legs: dict[str, np.ndarray],
+def hear_legs(
+    legs: Mapping[str, np.ndarray],
     *,
     language: str,
     transcriber: Transcriber,
     settings: Settings,
     plan: AsrPlan,
-) -> list[Utterance]:
-    utterances: list[Utterance] = []
-    for leg, audio in legs.items():
-        for ev in segment(audio, leg, settings):
-            req = plan.request(ev.audio, language)
-            text = accept_text(transcriber.transcribe(req), req)
-            if text:
-                utterances.append(
-                    Utterance(
-                        speaker="agent" if leg == "agent" else "customer",
-                        start=round(ev.start, 3),
-                        end=round(ev.end, 3),
-                        text=text,
-                        language=language,
-                        utterance_id=ev.utterance_id,
-                    )
-                )
-    utterances.sort(key=lambda u: (u.start, u.speaker))
-    return utterances
+    vad: VadFactory | None = None,
+) -> list[Heard]:
+    """Every utterance of every leg transcribed, in the order they ended (ties: earlier start, then
+    the agent), which is the order the live per-call queue judges them in.  ``vad``: as for
+    :class:`stream.live.legs.LegEndpoints`."""
+    heard = []
+    for ev in endpoint_recording(legs, settings.endpoint, vad=vad):
+        req = plan.request(ev.audio, language)
+        heard.append(Heard.of(ev, req, transcriber.transcribe(req)))
+    heard.sort(key=lambda h: (round(h.end, 3), round(h.start, 3), h.speaker))
+    return heard
+
+
+def judge(heard: list[Heard], step: UtteranceStep) -> list[tuple[Heard, list[EventBody]]]:
+    """Each utterance's final through the live step, in order; what each one produced."""
+    return [(h, step.final(h, latency_ms=OFFLINE_LATENCY_MS)) for h in heard]
+
+
+def utterances_of(bodies: list[EventBody]) -> list[Utterance]:
+    """The final transcripts among these events, in time order."""
+    out = [
+        Utterance(
+            speaker=b.speaker,
+            start=b.start,
+            end=b.end,
+            text=b.text,
+            language=b.language,
+            utterance_id=b.utterance_id,
+        )
+        for b in bodies
+        if isinstance(b, TranscriptFinal)
+    ]
+    out.sort(key=lambda u: (u.start, u.speaker))
+    return out
+
+
+def transcripts(heard: list[Heard], *, language: str, masking: bool) -> list[Utterance]:
+    """What ``callassist transcribe`` prints: the finals of :func:`hear_legs`, guarded and masked
+    (``store.masking``) as live finals are, without guidance."""
+    step = UtteranceStep(language, None, masking=masking)
+    return utterances_of([b for _, bodies in judge(heard, step) for b in bodies])

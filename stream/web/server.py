@@ -37,7 +37,7 @@ from stream.ingest import register_routes, start_audiosocket
 from stream.ingest.refusal import CLOSE_TRY_AGAIN_LATER, http_refusal, truncated_reason
 from stream.live.bus import CallLog, FastSink, SubscriberTooSlow
 from stream.live.calls import CallManager
-from stream.live.pipeline import Services
+from stream.live.pipeline import SharedModels
 from stream.live.session import CallSession
 from stream.settings import Settings
 from stream.store import Store
@@ -55,7 +55,7 @@ class Service:
     def __init__(
         self,
         settings: Settings,
-        services: Services,
+        services: SharedModels,
         *,
         store: Store | None = None,
         secret: bytes | None = None,

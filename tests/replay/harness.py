@@ -32,7 +32,7 @@ from stream.asr.base import AsrRequest, AsrResult
 from stream.audio.resample import StreamResampler
 from stream.cli.wsclient import open_ws
 from stream.ingest.audiosocket import AudioSocketServer
-from stream.live.pipeline import AsrPlan, Services
+from stream.live.pipeline import AsrPlan, SharedModels
 from stream.settings import load_settings
 from stream.web.server import Service
 from tests.replay.fixture import FixtureCall
@@ -161,7 +161,7 @@ async def running_service(
 ) -> AsyncIterator[Harness]:
     settings = load_settings(None, {**DEFAULT_OVERRIDES, **(overrides or {})})
     engine = test_engine() if guidance else None
-    services = Services(transcriber=transcriber, engine=engine, plan=AsrPlan())
+    services = SharedModels(transcriber=transcriber, engine=engine, plan=AsrPlan())
     service = Service(settings, services, secret=TEST_SECRET if settings.auth.enabled else None)
     runner = web.AppRunner(service.app())
     await runner.setup()
