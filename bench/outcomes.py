@@ -1,0 +1,155 @@
+"""Outcome-extraction accuracy on reference text, per language, fixture and own calls apart.
+
+    .venv/bin/python bench/outcomes.py            # summary + every mismatch
+    .venv/bin/python bench/outcomes.py --brief    # summary only
+
+Reads the hand labels in bench/data/outcomes.json (the 5 shared fixture calls; their
+turns come from ../shared/calls, or tests/fixtures for the ones copied there) and the
+labelled scripts in bench/data/outcome_calls.jsonl (our own material, a tuning set).
+Each call's scripted text is fed turn by turn to ``OutcomeTracker`` and the final
+outcome compared field by field with the label:
+
+- *field*: the whole field matches (value, source utterance, speaker, confirmation);
+- *value*: the value alone matches (amounts, dates, kinds), whoever said it.
+
+Eight fields per call (promise_to_pay, plan, disputed, cease_contact, lawyer, callback,
+third_party_answered, hardship); an empty field that is expected empty counts as right,
+so a call with little in it is mostly easy: read the mismatches, not just the rate.
+Target on reference text: 1.00.  This is the text the TTS read, not ASR output: figures
+through Whisper (numbers as "2900" / "两千九", homophones) are a later step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from assist.outcome import Utterance, extract_outcome  # noqa: E402
+
+LABELS = ROOT / "bench" / "data" / "outcomes.json"
+OWN = ROOT / "bench" / "data" / "outcome_calls.jsonl"
+CALL_DIRS = (ROOT.parent / "shared" / "calls", Path("/work/shared/calls"), ROOT / "tests" / "fixtures")
+FIELDS = (
+    "promise_to_pay",
+    "plan",
+    "disputed",
+    "cease_contact",
+    "lawyer",
+    "callback",
+    "third_party_answered",
+    "hardship",
+)
+_PROVENANCE = ("source", "speaker", "confirmed", "confirmed_by")
+
+
+@dataclass(frozen=True)
+class LabelledCall:
+    id: str
+    language: str
+    material: str  # "fixture" | "own"
+    call_time: datetime
+    timezone: str
+    utterances: tuple[Utterance, ...]
+    expected: dict[str, Any]
+
+
+def find_call_file(call_id: str) -> Path | None:
+    return next((d / f"{call_id}.json" for d in CALL_DIRS if (d / f"{call_id}.json").is_file()), None)
+
+
+def fixture_calls(labels: Path = LABELS) -> Iterator[LabelledCall | str]:
+    """The labelled fixture calls; the id alone for a call whose transcript is not on this machine."""
+    for c in json.loads(labels.read_text(encoding="utf-8"))["calls"]:
+        path = find_call_file(c["id"])
+        if path is None:
+            yield c["id"]
+            continue
+        turns = json.loads(path.read_text(encoding="utf-8"))["turns"]
+        utts = tuple(Utterance(f"t{i}", t["speaker"], t["text"], c["language"]) for i, t in enumerate(turns))
+        yield LabelledCall(
+            c["id"], c["language"], "fixture", _when(c["call_time"]), c["timezone"], utts, c["expected"]
+        )
+
+
+def own_calls(path: Path = OWN) -> Iterator[LabelledCall]:
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        c = json.loads(line)
+        utts = tuple(Utterance(t["utterance_id"], t["speaker"], t["text"], c["language"]) for t in c["turns"])
+        yield LabelledCall(
+            c["id"], c["language"], c["material"], _when(c["call_time"]), c["timezone"], utts, c["expected"]
+        )
+
+
+def _when(s: str) -> datetime:
+    return datetime.fromisoformat(s.replace("Z", "+00:00"))
+
+
+def expected_field(call: LabelledCall, name: str) -> Any:
+    return call.expected.get(name, [] if name == "promise_to_pay" else None)
+
+
+def _value(v: Any) -> Any:
+    if isinstance(v, list):
+        return [_value(x) for x in v]
+    if isinstance(v, dict):
+        return {k: x for k, x in v.items() if k not in _PROVENANCE}
+    return v
+
+
+def score(call: LabelledCall) -> list[tuple[str, bool, bool, Any, Any]]:
+    """Per field: (name, field right, value right, expected, got)."""
+    got = extract_outcome(call.utterances, call.call_time, call.timezone).to_dict()
+    out = []
+    for name in FIELDS:
+        exp = expected_field(call, name)
+        out.append((name, got[name] == exp, _value(got[name]) == _value(exp), exp, got[name]))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--brief", action="store_true", help="summary only, no mismatch listing")
+    args = ap.parse_args(argv)
+    calls: list[LabelledCall] = []
+    for c in fixture_calls():
+        if isinstance(c, str):
+            print(f"(skipped {c}: transcript not found in {', '.join(map(str, CALL_DIRS))})")
+        else:
+            calls.append(c)
+    calls.extend(own_calls())
+    tally: dict[tuple[str, str], list[int]] = {}
+    misses = []
+    for call in calls:
+        t = tally.setdefault((call.material, call.language), [0, 0, 0, 0])
+        t[3] += 1
+        for name, field_ok, value_ok, exp, got in score(call):
+            t[0] += field_ok
+            t[1] += value_ok
+            t[2] += 1
+            if not field_ok:
+                misses.append((call.id, name, exp, got))
+    print("reference text (scripted turns; ASR-through figures are a later step)")
+    print(f"{'material':9} {'lang':4} {'calls':>5} {'fields':>6} {'field acc':>9} {'value acc':>9}")
+    for (material, lang), (ok, vok, n, ncalls) in sorted(tally.items()):
+        print(f"{material:9} {lang:4} {ncalls:5d} {n:6d} {ok / n:9.2f} {vok / n:9.2f}")
+    if misses and not args.brief:
+        print("\nmismatches:")
+        for cid, name, exp, got in misses:
+            print(f"  {cid} {name}\n    expected {json.dumps(exp, ensure_ascii=False)}")
+            print(f"    got      {json.dumps(got, ensure_ascii=False)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
