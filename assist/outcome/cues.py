@@ -66,7 +66,7 @@ ALTERNATIVES = {
 RECURRING = {"zh": _re(r"每(一|个)?(期|月)"), "en": _re(r"\b(a|per|every|each) month\b|\bmonthly\b|\beach\b")}
 FIRST_INSTALMENT = {
     "zh": _re(r"第一期|首期|开始|起"),
-    "en": _re(r"\bfirst (payment|instal+ment)\b|\bstarting\b"),
+    "en": _re(r"\bfirst (payment|instal+ment)\b|\bstarting\b|\bthe first (one )?(on|by|due|is)\b"),
 }
 
 DISPUTE: Mapping[str, tuple[tuple[str, re.Pattern[str]], ...]] = {
@@ -238,7 +238,7 @@ ACK: Mapping[str, Mapping[str, re.Pattern[str]]] = {
         ),
         "lawyer": _re(r"律师.{0,10}(联系方式|电话|名字|姓名)|和您的律师|跟您的律师|与律师"),
         "callback": _re(r"再(打|联系|致电)|回电|打给您|联系您"),
-        "hardship": _re(r"理解|不容易|压力|原来是这样|难过|遗憾|抱歉听到|辛苦"),
+        "hardship": _re(r"明白|这种情况|理解|不容易|压力|原来是这样|难过|遗憾|抱歉听到|辛苦"),
         "third_party_answered": _re(
             r"本人|请(她|他).{0,6}接|(她|他)(什么时候|几点)|方便.{0,6}(回电|联系)|留个?言"
         ),

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import calendar
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -53,6 +53,7 @@ class DateMention:
     start: int
     end: int
     recurring: bool = False  # "每月十五号", "the first of every month"
+    weekday: bool = False  # "周五", "Friday": yields to an explicit date right after it
 
 
 def local_today(call_time: datetime, timezone: str) -> date:
@@ -101,6 +102,9 @@ def month_day(today: date, month: int, day: int) -> date:
     )
 
 
+_WEEKDAY_JOIN = re.compile(r"[,，\s]*(the\s*|也就是|即)?")
+
+
 def _zh(tok: str) -> int | None:
     v = parse_zh_number(tok)
     return int(v) if v is not None else None
@@ -120,6 +124,10 @@ def find_dates(text: str, language: str, today: date) -> list[DateMention]:
     for d in found:
         if out and d.start < out[-1].end:
             continue
+        prev = out[-1] if out else None
+        if prev is not None and prev.weekday and _WEEKDAY_JOIN.fullmatch(text[prev.end : d.start]):
+            out[-1] = replace(d, start=prev.start)  # "Friday, February 6th" / "周五，也就是6号"
+            continue
         out.append(d)
     return out
 
@@ -127,9 +135,9 @@ def find_dates(text: str, language: str, today: date) -> list[DateMention]:
 def _zh_dates(text: str, today: date) -> list[DateMention]:
     out: list[DateMention] = []
 
-    def add(m: re.Match[str], value: date | None, recurring: bool = False) -> None:
+    def add(m: re.Match[str], value: date | None, recurring: bool = False, weekday: bool = False) -> None:
         if value is not None:
-            out.append(DateMention(value, m.start(), m.end(), recurring))
+            out.append(DateMention(value, m.start(), m.end(), recurring, weekday))
 
     for m in re.finditer(r"今天|今日|今晚|今儿|当天", text):
         add(m, today)
@@ -138,11 +146,11 @@ def _zh_dates(text: str, today: date) -> list[DateMention]:
     for m in re.finditer(r"(下下|下|这|本)?个?(?:周|星期|礼拜)([一二三四五六日天末1-7])", text):
         wd = WEEKDAYS_ZH.get(m.group(2), int(m.group(2)) - 1 if m.group(2).isdigit() else 0)
         if m.group(1) == "下下":
-            add(m, weekday_next_week(today, wd) + timedelta(days=DAYS_IN_WEEK))
+            add(m, weekday_next_week(today, wd) + timedelta(days=DAYS_IN_WEEK), weekday=True)
         elif m.group(1) == "下":
-            add(m, weekday_next_week(today, wd))
+            add(m, weekday_next_week(today, wd), weekday=True)
         else:
-            add(m, weekday_on_or_after(today, wd))
+            add(m, weekday_on_or_after(today, wd), weekday=True)
     for m in re.finditer(r"(下个?月|这个?月|本月)?(?:月)?(底|末)", text):
         if m.group(1) or text[max(0, m.start(2) - 1) : m.start(2)] == "月":
             add(m, month_end(today, 1 if m.group(1) and "下" in m.group(1) else 0))
@@ -175,9 +183,9 @@ def _en_dates(text: str, today: date) -> list[DateMention]:
     out: list[DateMention] = []
     flags = re.IGNORECASE
 
-    def add(m: re.Match[str], value: date | None, recurring: bool = False) -> None:
+    def add(m: re.Match[str], value: date | None, recurring: bool = False, weekday: bool = False) -> None:
         if value is not None:
-            out.append(DateMention(value, m.start(), m.end(), recurring))
+            out.append(DateMention(value, m.start(), m.end(), recurring, weekday))
 
     for m in re.finditer(
         r"\b(tonight|today|this (evening|afternoon|morning)|end of (the )?day)\b", text, flags
@@ -188,7 +196,7 @@ def _en_dates(text: str, today: date) -> list[DateMention]:
     for m in re.finditer(rf"\b(next |this |coming )?({_EN_WEEKDAY})\b", text, flags):
         wd = WEEKDAYS_EN[m.group(2).lower()]
         nxt = (m.group(1) or "").strip().lower() == "next"
-        add(m, weekday_next_week(today, wd) if nxt else weekday_on_or_after(today, wd))
+        add(m, weekday_next_week(today, wd) if nxt else weekday_on_or_after(today, wd), weekday=True)
     for m in re.finditer(
         r"\b(?:the )?end of (?:(the|this) month|(next) month|month)\b|\bmonth[- ]end\b", text, flags
     ):
@@ -197,7 +205,7 @@ def _en_dates(text: str, today: date) -> list[DateMention]:
     day_b = day_a.replace("n1", "n2").replace("w1", "w2")
     pattern = (
         rf"\b(?P<mon1>{_EN_MONTH}) (?:the )?{day_a}\b"
-        rf"|\bthe {day_b}\b"
+        rf"|\bthe {day_b}\b(?!\s+(?:on|by|due|is|one|payments?|instal|of (?:the|your|those|them)\b))"
         rf"(?: of (?P<of>next month|this month|every month|each month|the month|(?P<mon2>{_EN_MONTH})))?"
     )
     for m in re.finditer(pattern, text, flags):

@@ -34,7 +34,7 @@ _CLAUSE_SPLIT = re.compile(
     r"[，。；;！!？?：:]|(?<!\d),|,(?!\d)|\.(?!\d)|\bthen\b|然后|但是?|\bbut\b", re.IGNORECASE
 )
 _ZN = r"[0-9零〇一二两三四五六七八九十百]+"
-_EN_N = r"(?:\d+|[a-z]+(?:[- ][a-z]+)?)"
+_EN_N = r"(?:\d+|[a-z]+(?:-[a-z]+)?)"
 _PHONE = re.compile(r"\d[\d\- ]{6,}\d")
 
 
@@ -83,16 +83,21 @@ def _int(token: str, language: str) -> int | None:
 
 
 def clauses(text: str, language: str, today: date) -> list[Clause]:
+    """The line cut at punctuation and "then / 然后"; numbers and dates are found on the whole
+    line first (so "Friday, February 6th" stays one date) and go to the clause they start in."""
+    money = [n for n in find_numbers(text, language) if n.is_money()]
+    dates = find_dates(text, language, today)
+    cuts = [0, *(x for m in _CLAUSE_SPLIT.finditer(text) for x in (m.start(), m.end())), len(text)]
     out = []
-    for part in _CLAUSE_SPLIT.split(text):
-        if not part or not part.strip():
+    for s, e in zip(cuts[::2], cuts[1::2], strict=False):
+        part = text[s:e]
+        if not part.strip():
             continue
-        money = tuple(n for n in find_numbers(part, language) if n.is_money())
         out.append(
             Clause(
                 part,
-                money,
-                tuple(find_dates(part, language, today)),
+                tuple(n for n in money if s <= n.start < e),
+                tuple(d for d in dates if s <= d.start < e),
                 bool(cues.RECURRING[language].search(part)),
                 bool(cues.FIRST_INSTALMENT[language].search(part)),
                 any(t[language].search(part) for t in _PLAN_TABLES.values()),
@@ -148,6 +153,7 @@ def _plan(parts: list[Clause], text: str, language: str, today: date) -> tuple[P
     ]
     amount = money[0] if money else None
     dates = [d for c in parts if c.plan_cue or c.first_instalment or c.recurring for d in c.dates]
+    dates = dates or [d for c in parts if not c.money for d in c.dates]  # "..., the first on May 5th"
     fixed = [d for d in dates if not d.recurring]
     first_due: DateMention | None = (fixed or dates)[0] if fixed or dates else None
     months = days = count = None
@@ -186,7 +192,14 @@ def _plan(parts: list[Clause], text: str, language: str, today: date) -> tuple[P
 def _one_offs(parts: list[Clause], language: str, need_date: bool) -> list[Promise]:
     """Payments named once, each with the date in its clause (or the line's only free date)."""
     plan_dates = {d for c in parts if c.recurring or c.first_instalment or c.plan_cue for d in c.dates}
-    free_dates = [d for c in parts if not c.money for d in c.dates if d not in plan_dates]
+    # an agent's plan date is not an offer's date; a customer naming one date means that one
+    free_dates = [
+        d
+        for c in parts
+        if not (c.money and not (c.recurring or c.first_instalment or c.plan_cue))
+        for d in c.dates
+        if not d.recurring and (not need_date or d not in plan_dates)
+    ]
     out = []
     for c in parts:
         if c.recurring or c.first_instalment or c.plan_cue:
@@ -234,7 +247,8 @@ def _customer(
     ):
         promises = _one_offs(parts, lang, need_date=False)
     callback = None
-    if cues.CALLBACK[lang].search(text):
+    cease = bool(cues.CEASE[lang].search(text))
+    if cues.CALLBACK[lang].search(text) and not cease:
         later = hours_from_now(text, lang, call_time, tz)
         if later is not None:
             callback = Callback(later.date(), later.strftime("%H:%M"))
@@ -249,7 +263,7 @@ def _customer(
         facts,
         promises=tuple(promises),
         dispute=dispute,
-        cease=bool(cues.CEASE[lang].search(text)),
+        cease=cease,
         channel=_first(cues.CHANNEL[lang], text),  # type: ignore[arg-type]
         lawyer=lawyer,
         lawyer_contact=phone.group() if phone else None,
