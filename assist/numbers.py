@@ -60,6 +60,7 @@ _EN_TOKEN = re.compile(
     rf"|\b(?P<words>(?:(?:{_EN_WORD})(?:[\s-]+|\b))+)",
     re.IGNORECASE,
 )
+_PHONE = re.compile(r"(?<![\d$.,])\+?\d{2,4}(?:[- ]\d{2,4}){2,}(?![\d.,])")
 _SUFFIX_WINDOW = 12  # characters after a number kept to judge what it counts
 
 ZH_CURRENCY = re.compile(r"^\s*(元|块钱|块|圆|人民币)")
@@ -209,8 +210,14 @@ def _find_zh(text: str) -> list[Number]:
 
 def _find_en(text: str, taken: list[tuple[int, int]]) -> list[Number]:
     out: list[Number] = []
+    for m in _PHONE.finditer(text):  # "555-201-3344": one ID, not three numbers
+        if not any(s <= m.start() < e for s, e in taken):
+            digits = re.sub(r"\D", "", m.group())
+            out.append(Number(float(digits), m.start(), m.end(), None, True, False, ""))
+            taken = [*taken, (m.start(), m.end())]
     for m in _EN_TOKEN.finditer(text):
-        if any(s <= m.start() < e for s, e in taken):
+        at = m.start("num") if m.group("num") else m.start("words")
+        if any(s <= at < e for s, e in taken):
             continue
         if m.group("num"):
             raw = m.group("num").rstrip(",")

@@ -42,35 +42,8 @@ Meaning of the fields:
 Bump ``OUTCOME_SCHEMA`` on any change a consumer of the JSON would notice.
 """
 
-from assist.outcome.model import (
-    OUTCOME_SCHEMA,
-    Callback,
-    CeaseContact,
-    Dispute,
-    Field,
-    Hardship,
-    Lawyer,
-    Outcome,
-    Plan,
-    Promise,
-    ThirdParty,
-    Utterance,
-)
+from assist.outcome.model import OUTCOME_SCHEMA, Field, Outcome, Utterance
 from assist.outcome.tracker import OutcomeTracker, extract_outcome
 
-__all__ = [
-    "OUTCOME_SCHEMA",
-    "Callback",
-    "CeaseContact",
-    "Dispute",
-    "Field",
-    "Hardship",
-    "Lawyer",
-    "Outcome",
-    "OutcomeTracker",
-    "Plan",
-    "Promise",
-    "ThirdParty",
-    "Utterance",
-    "extract_outcome",
-]
+# the value types (Promise, Plan, Dispute, ...) are in assist.outcome.model
+__all__ = ["OUTCOME_SCHEMA", "Field", "Outcome", "OutcomeTracker", "Utterance", "extract_outcome"]

@@ -69,45 +69,36 @@ FIRST_INSTALMENT = {
     "en": _re(r"\bfirst (payment|instal+ment)\b|\bstarting\b|\bthe first (one )?(on|by|due|is)\b"),
 }
 
-DISPUTE: Mapping[str, tuple[tuple[str, re.Pattern[str]], ...]] = {
-    "zh": (
-        ("identity", _re(r"冒用|盗用|冒名|被人(用|借|办)|身份证.{0,6}(丢|被盗|被人)|不是我本人(办|借)")),
-        (
-            "not_my_debt",
-            _re(r"不是我(的|借)|没借过|没有借过|从来没(有)?借|不认识.{0,6}(公司|平台)|找错人|打错"),
-        ),
-        (
-            "amount",
-            _re(
-                r"金额不对|数(目|字)不对|已经还(了|清)|还过了|转过去了|一分不少|不对吧|多算|算错|算多|怎么会(算)?逾期|搞错|弄错"
-                r"|没那么多|不是这个数|利息.{0,4}不对"
-            ),
-        ),
+Ordered = tuple[tuple[str, re.Pattern[str]], ...]
+
+
+def _ordered(table: Mapping[str, str]) -> Ordered:
+    """A first-match-wins table: labels in the order written, patterns compiled."""
+    return tuple((label, _re(pattern)) for label, pattern in table.items())
+
+
+DISPUTE: Mapping[str, Ordered] = {
+    "zh": _ordered(
+        {
+            "identity": r"冒用|盗用|冒名|被人(用|借|办)|身份证.{0,6}(丢|被盗|被人)|不是我本人(办|借)",
+            "not_my_debt": r"不是我(的|借)|没借过|没有借过|从来没(有)?借|不认识.{0,6}(公司|平台)|找错人|打错",
+            "amount": r"金额不对|数(目|字)不对|已经还(了|清)|还过了|转过去了|一分不少|不对吧|多算|算错|算多"
+            r"|怎么会(算)?逾期|搞错|弄错|没那么多|不是这个数|利息.{0,4}不对",
+        }
     ),
-    "en": (
-        (
-            "identity",
-            _re(
-                r"identity (theft|was stolen)|stole my identity|someone (used|opened).{0,20}(name|identity)"
-                r"|\bfraud(ulent)?\b.{0,20}\b(account|card|loan)\b|wasn't me who"
-            ),
-        ),
-        (
-            "not_my_debt",
-            _re(
-                r"not my (debt|account|loan|card)|never (had|opened|took out|borrowed|signed)"
-                r"|(don't|do not) (know|recognise|recognize) (this|that|the|any) (account|company|loan|debt)"
-                r"|wrong person"
-            ),
-        ),
-        (
-            "amount",
-            _re(
-                r"(don't|do not) owe (that|this|that much|you)|already paid|paid (it|that|this) (off|already)"
-                r"|wrong amount|amount is wrong|balance is wrong|overcharg|\breturned\b|refund|reversed"
-                r"|that's not (right|correct)|too high"
-            ),
-        ),
+    "en": _ordered(
+        {
+            "identity": r"identity (theft|was stolen)|stole my identity"
+            r"|someone (used|opened).{0,20}(name|identity)"
+            r"|\bfraud(ulent)?\b.{0,20}\b(account|card|loan)\b|wasn't me who",
+            "not_my_debt": r"not my (debt|account|loan|card)|never (had|opened|took out|borrowed|signed)"
+            r"|(don't|do not) (know|recognise|recognize) (this|that|the|any) (account|company|loan|debt)"
+            r"|wrong person",
+            "amount": r"(don't|do not) owe (that|this|that much|you)|already paid"
+            r"|paid (it|that|this) (off|already)"
+            r"|wrong amount|amount is wrong|balance is wrong|overcharg|\breturned\b|refund|reversed"
+            r"|that's not (right|correct)|too high",
+        }
     ),
 }
 CEASE = {
@@ -120,18 +111,17 @@ CEASE = {
         r"|\bno more (phone )?calls\b|\btake me off\b|\b(don't|do not) call (here|again|anymore)"
     ),
 }
-CHANNEL: Mapping[str, tuple[tuple[str, re.Pattern[str]], ...]] = {
-    "zh": (
-        ("sms", _re(r"短信|发消息|信息")),
-        ("email", _re(r"邮件|邮箱")),
-        ("mail", _re(r"寄|信件|邮寄")),
-        ("written", _re(r"书面")),
+CHANNEL: Mapping[str, Ordered] = {
+    "zh": _ordered(
+        {"sms": r"短信|发消息|信息", "email": r"邮件|邮箱", "mail": r"寄|信件|邮寄", "written": r"书面"}
     ),
-    "en": (
-        ("sms", _re(r"\btext\b|\btexts\b|\bsms\b|text message")),
-        ("email", _re(r"\be-?mail")),
-        ("mail", _re(r"\bmail\b|\bby post\b|\bletter")),
-        ("written", _re(r"\bin writing\b|\bwritten\b")),
+    "en": _ordered(
+        {
+            "sms": r"\btexts?\b|\bsms\b",
+            "email": r"\be-?mail",
+            "mail": r"\bmail\b|\bby post\b|\bletter",
+            "written": r"\bin writing\b|\bwritten\b",
+        }
     ),
 }
 LAWYER = {
@@ -152,65 +142,52 @@ CALLBACK = {
         r"|\btry (me |him |her )?(again )?(later|tomorrow|after|this)\b|\bcall again\b"
     ),
 }
-THIRD_PARTY: Mapping[str, tuple[tuple[str, re.Pattern[str]], ...]] = {
-    "zh": (
-        ("spouse", _re(r"我是(他|她)(的)?(丈夫|老公|妻子|老婆|爱人|媳妇)")),
-        ("parent", _re(r"我是(他|她)(的)?(妈妈|妈|母亲|爸爸|爸|父亲)")),
-        ("child", _re(r"我是(他|她)(的)?(儿子|女儿|孩子)")),
-        ("sibling", _re(r"我是(他|她)(的)?(哥哥|姐姐|弟弟|妹妹|哥|姐)")),
-        ("friend", _re(r"我是(他|她)(的)?(朋友|室友)")),
-        ("colleague", _re(r"我是(他|她)(的)?同事")),
-        ("relative", _re(r"我是(他|她)(的)?(家人|亲戚)")),
-        ("other", _re(r"^(.{0,6})(他|她)(现在)?不在|打错了|不是(他|她)本人|(他|她)(出去|上班)了")),
+RELATIONS = {  # relation -> how a relative names themself, zh then en
+    "spouse": ("丈夫|老公|妻子|老婆|爱人|媳妇", "wife|husband|partner"),
+    "parent": ("妈妈|妈|母亲|爸爸|爸|父亲", "mother|mom|mum|father|dad"),
+    "child": ("儿子|女儿|孩子", "son|daughter"),
+    "sibling": ("哥哥|姐姐|弟弟|妹妹|哥|姐", "brother|sister"),
+    "friend": ("朋友|室友", "friend|roommate"),
+    "colleague": ("同事", "colleague|coworker|co-worker|boss"),
+    "relative": ("家人|亲戚", "cousin|aunt|uncle|relative|niece|nephew"),
+}
+THIRD_PARTY: Mapping[str, Ordered] = {
+    "zh": _ordered(
+        {
+            **{rel: rf"我是(他|她)(的)?({zh})" for rel, (zh, _) in RELATIONS.items()},
+            "other": r"^(.{0,6})(他|她)(现在)?不在|打错了|不是(他|她)本人|(他|她)(出去|上班)了",
+        }
     ),
-    "en": (
-        ("spouse", _re(r"\b(I'm|I am|this is) (his|her) (wife|husband|partner)\b")),
-        ("parent", _re(r"\b(I'm|I am|this is) (his|her) (mother|mom|mum|father|dad)\b")),
-        ("child", _re(r"\b(I'm|I am|this is) (his|her) (son|daughter)\b")),
-        ("sibling", _re(r"\b(I'm|I am|this is) (his|her) (brother|sister)\b")),
-        ("friend", _re(r"\b(I'm|I am|this is) (his|her) (friend|roommate)\b")),
-        ("colleague", _re(r"\b(I'm|I am|this is) (his|her) (colleague|coworker|co-worker|boss)\b")),
-        ("relative", _re(r"\b(I'm|I am|this is) (his|her) (cousin|aunt|uncle|relative|niece|nephew)\b")),
-        (
-            "other",
-            _re(r"\b(he|she)('s| is) not (here|home|in|available)\b|\b(he|she)('s| is) (out|at work)\b"),
-        ),
+    "en": _ordered(
+        {
+            **{rel: rf"\b(I'm|I am|this is) (his|her) ({en})\b" for rel, (_, en) in RELATIONS.items()},
+            "other": r"\b(he|she)('s| is) not (here|home|in|available)\b|\b(he|she)('s| is) (out|at work)\b",
+        }
     ),
 }
-HARDSHIP: Mapping[str, tuple[tuple[str, re.Pattern[str]], ...]] = {
-    "zh": (
-        ("job_loss", _re(r"失业|下岗|裁员|被辞|辞退|开除|没(了)?工作|工作.{0,2}(丢|没)了|找不到工作")),
-        (
-            "business_failure",
-            _re(r"倒闭|破产|生意.{0,4}(不好|赔|亏|黄|垮)|(店|厂|公司).{0,4}(赔|亏|倒|关)|赔了|亏了"),
-        ),
-        ("illness", _re(r"生病|住院|手术|看病|病了|车祸|受伤|化疗|癌")),
-        ("income_cut", _re(r"降薪|欠薪|(工资|收入).{0,6}(少|降|减|发不出|拖欠|没发|不够|刚够)|减薪|停工")),
-        ("family", _re(r"离婚|家里出(了)?事|去世|过世|丧事|家人.{0,4}(病|出事)")),
+HARDSHIP: Mapping[str, Ordered] = {
+    "zh": _ordered(
+        {
+            "job_loss": r"失业|下岗|裁员|被辞|辞退|开除|没(了)?工作|工作.{0,2}(丢|没)了|找不到工作",
+            "business_failure": r"倒闭|破产|生意.{0,4}(不好|赔|亏|黄|垮)"
+            r"|(店|厂|公司).{0,4}(赔|亏|倒|关)|赔了|亏了",
+            "illness": r"生病|住院|手术|看病|病了|车祸|受伤|化疗|癌",
+            "income_cut": r"降薪|欠薪|(工资|收入).{0,6}(少|降|减|发不出|拖欠|没发|不够|刚够)|减薪|停工",
+            "family": r"离婚|家里出(了)?事|去世|过世|丧事|家人.{0,4}(病|出事)",
+        }
     ),
-    "en": (
-        (
-            "job_loss",
-            _re(
-                r"\blost my job\b|\blaid off\b|\bgot fired\b|\bunemployed\b|\bbetween jobs\b|\bout of work\b"
-            ),
-        ),
-        (
-            "business_failure",
-            _re(
-                r"\bbusiness (failed|closed|went under)|\b(shop|store|restaurant) (failed|closed)"
-                r"|\bwent bankrupt\b|\bbankruptcy\b"
-            ),
-        ),
-        ("illness", _re(r"\b(sick|illness|hospital|surgery|cancer|injur\w*|accident|medical bills?)\b")),
-        (
-            "income_cut",
-            _re(
-                r"\bhours (got |were )?cut\b|\bcut my hours\b|\bpay cut\b|\breduced hours\b"
-                r"|\b(salary|wages|pay) (got |was )?(cut|reduced)\b|\bbarely covering\b"
-            ),
-        ),
-        ("family", _re(r"\bdivorce|\bfamily emergency\b|\bpassed away\b|\bfuneral\b")),
+    "en": _ordered(
+        {
+            "job_loss": r"\blost my job\b|\blaid off\b|\bgot fired\b|\bunemployed\b"
+            r"|\bbetween jobs\b|\bout of work\b",
+            "business_failure": r"\bbusiness (failed|closed|went under)"
+            r"|\b(shop|store|restaurant) (failed|closed)"
+            r"|\bwent bankrupt\b|\bbankruptcy\b",
+            "illness": r"\b(sick|illness|hospital|surgery|cancer|injur\w*|accident|medical bills?)\b",
+            "income_cut": r"\bhours (got |were )?cut\b|\bcut my hours\b|\bpay cut\b|\breduced hours\b"
+            r"|\b(salary|wages|pay) (got |was )?(cut|reduced)\b|\bbarely covering\b",
+            "family": r"\bdivorce|\bfamily emergency\b|\bpassed away\b|\bfuneral\b",
+        }
     ),
 }
 AGREE = {

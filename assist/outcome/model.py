@@ -29,6 +29,8 @@ class Utterance:
 
 @dataclass(frozen=True)
 class Promise:
+    """A single payment committed to."""
+
     amount: float
     currency: str  # ISO 4217: "CNY", "USD"
     due: date | None
@@ -36,6 +38,8 @@ class Promise:
 
 @dataclass(frozen=True)
 class Plan:
+    """A repayment arrangement; fields the call did not state are None."""
+
     kind: PlanKind
     count: int | None = None  # number of instalments (settlement: 1)
     amount_each: float | None = None  # instalment amount (settlement: the agreed sum)
@@ -47,32 +51,44 @@ class Plan:
 
 @dataclass(frozen=True)
 class Dispute:
+    """What the customer disputes."""
+
     what: DisputeWhat
 
 
 @dataclass(frozen=True)
 class CeaseContact:
+    """A request to stop calling."""
+
     channel: Channel | None  # the channel the customer asked for instead of calls
 
 
 @dataclass(frozen=True)
 class Lawyer:
+    """The customer is (or is getting) represented."""
+
     contact: str | None  # a phone number or name the customer gave for the lawyer
 
 
 @dataclass(frozen=True)
 class Callback:
+    """When the customer asked to be called back."""
+
     date: date | None
     time: str | None  # "HH:MM", borrower's local time
 
 
 @dataclass(frozen=True)
 class ThirdParty:
+    """Someone other than the debtor answered."""
+
     relation: Relation
 
 
 @dataclass(frozen=True)
 class Hardship:
+    """Why the customer cannot pay as agreed."""
+
     reason: HardshipReason
 
 
