@@ -428,3 +428,27 @@ def test_all_five_fixture_calls_are_labelled() -> None:
 def test_own_call_gives_its_label(call: object) -> None:
     assert call.material == "own"  # type: ignore[attr-defined]
     assert [(n, e, g) for n, ok, _, e, g in BENCH.score(call) if not ok] == []
+
+
+def test_whisper_forms() -> None:
+    """Forms from the corpus's Whisper-base transcripts: 期 heard as 七/7, digits, no "then"."""
+    o = run(
+        "zh", A("最多给你分三七环款,每七两千九百块,这个月20号之前交第一期。"), C("20号之前我先错两千九。")
+    )
+    assert o.plan is not None
+    assert (o.plan.value.count, o.plan.value.amount_each, o.plan.value.first_due) == (
+        3,
+        2900,
+        date(2026, 3, 20),
+    )
+    assert o.plan.confirmed_by == "t1"
+    assert [(p.value.amount, p.value.due) for p in o.promise_to_pay] == [(2900, date(2026, 3, 20))]
+    o = run("zh", A("我帮您申请分成12000每71050元,第一期从下个月15号开始。"))
+    assert o.plan is not None and o.plan.value.amount_each == 1050
+    assert run("zh", A("可以分成十七期，每期五百元。")).plan.value.count == 17  # type: ignore[union-attr]
+    o = run("en", A("300 by Friday and 200 on the first of every month."), C("Okay."), tz=NY)
+    assert o.plan is not None and (o.plan.value.amount_each, o.plan.value.first_due) == (
+        200,
+        date(2026, 4, 1),
+    )
+    assert [(p.value.amount, p.source) for p in o.promise_to_pay] == [(300, "t0")]

@@ -31,7 +31,18 @@ from assist.outcome.model import (
 
 DEFAULT_CURRENCY = {"zh": "CNY", "en": "USD"}
 _CLAUSE_SPLIT = re.compile(
-    r"[，。；;！!？?：:]|(?<!\d),|,(?!\d)|\.(?!\d)|\bthen\b|然后|但是?|\bbut\b", re.IGNORECASE
+    r"[，。；;！!？?：:]|(?<!\d),|,(?!\d)|\.(?!\d)|\bthen\b|\band\b|然后|但是?|\bbut\b", re.IGNORECASE
+)
+# Whisper writes 期 (instalment) as its homophone 七/7: "每七两千九百块", "每71050元", "分三七"
+_QI_AS_SEVEN = (
+    (re.compile(r"每[七7](?=[0-9零一二两三四五六八九十百千万]{2,})"), "每期"),
+    # "分三七" but not "分十七" (a real 17): the 七 must follow a digit, not 十
+    (
+        re.compile(
+            r"(分成?[0-9零一二两三四五六八九十]*[0-9一二两三四五六八九])[七7](?![0-9零一二两三四五六七八九十百千万期个天次号])"
+        ),
+        r"\1期",
+    ),
 )
 _ZN = r"[0-9零〇一二两三四五六七八九十百]+"
 _EN_N = r"(?:\d+|[a-z]+(?:-[a-z]+)?)"
@@ -41,6 +52,7 @@ _PHONE = re.compile(r"\d[\d\- ]{6,}\d")
 @dataclass(frozen=True)
 class Clause:
     text: str
+    start: int  # offset of the clause in the utterance
     money: tuple[Number, ...]
     dates: tuple[DateMention, ...]
     recurring: bool  # "每月", "a month", "payments of"
@@ -96,6 +108,7 @@ def clauses(text: str, language: str, today: date) -> list[Clause]:
         out.append(
             Clause(
                 part,
+                s,
                 tuple(n for n in money if s <= n.start < e),
                 tuple(d for d in dates if s <= d.start < e),
                 bool(cues.RECURRING[language].search(part)),
@@ -140,18 +153,27 @@ def _span(text: str, language: str, zh: str, en: str) -> int | None:
     return _int(next(g for g in m.groups() if g), language) if m else None
 
 
+def _instalment_amount(parts: list[Clause], language: str) -> Number | None:
+    """The amount a plan clause names: the one nearest its "每期 / a month" word (after it on a tie,
+    as in "每期1050元"), else its first; clauses without such a word only when none has one."""
+    for c in sorted(parts, key=lambda c: not c.recurring):
+        if not (c.recurring or c.plan_cue or c.first_instalment):
+            continue
+        money = [n for n in c.money if not n.approximate]
+        cue = cues.RECURRING[language].search(c.text) if c.recurring else None
+        if money and cue is not None:
+            at, end = c.start + cue.start(), c.start + cue.end()
+            return min(money, key=lambda n: (max(at - n.end, n.start - end, 0), n.start < at))
+        if money:
+            return money[0]
+    return None
+
+
 def _plan(parts: list[Clause], text: str, language: str, today: date) -> tuple[Plan | None, bool]:
     kind = _plan_kind(text, language)
     if kind is None or cues.ALTERNATIVES[language].search(text):
         return None, False
-    money = [
-        n
-        for c in parts
-        if c.recurring or c.plan_cue or c.first_instalment
-        for n in c.money
-        if not n.approximate
-    ]
-    amount = money[0] if money else None
+    amount = _instalment_amount(parts, language)
     dates = [d for c in parts if c.plan_cue or c.first_instalment or c.recurring for d in c.dates]
     dates = dates or [d for c in parts if not c.money for d in c.dates]  # "..., the first on May 5th"
     fixed = [d for d in dates if not d.recurring]
@@ -217,6 +239,9 @@ def _one_offs(parts: list[Clause], language: str, need_date: bool) -> list[Promi
 def extract(u: Utterance, today: date, call_time: datetime, timezone: str) -> Facts:
     lang = "zh" if u.language.startswith("zh") else "en"
     text = u.text
+    if lang == "zh":
+        for pattern, repl in _QI_AS_SEVEN:
+            text = pattern.sub(repl, text)
     parts = clauses(text, lang, today)
     plan, recurring_due = _plan(parts, text, lang, today)
     facts = Facts(
