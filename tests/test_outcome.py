@@ -452,3 +452,19 @@ def test_whisper_forms() -> None:
         date(2026, 4, 1),
     )
     assert [(p.value.amount, p.source) for p in o.promise_to_pay] == [(300, "t0")]
+
+
+def test_an_overdue_notice_agreed_to_is_no_promise() -> None:
+    o = run("zh", A("您三千元的账单十五号到期了，已经逾期。"), C("嗯。"))
+    assert o.promise_to_pay == ()
+    o = run("en", A("Your payment of $300 was due on the 5th."), C("Yes."), tz=NY)
+    assert o.promise_to_pay == ()
+    o = run("zh", A("您看这周五之前能不能先还一千？"), C("行。"))
+    assert [(p.value.amount, p.value.due, p.confirmed) for p in o.promise_to_pay] == [
+        (1000, date(2026, 3, 6), True)
+    ]
+
+
+def test_a_refused_amount_is_not_the_plan() -> None:
+    o = run("en", C("I can't do $500 a month, but I could do $200 a month."), tz=NY)
+    assert o.plan is not None and o.plan.value.amount_each == 200

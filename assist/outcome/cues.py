@@ -192,6 +192,10 @@ HARDSHIP: Mapping[str, Ordered] = {
         }
     ),
 }
+OVERDUE = {  # an agent line stating the debt, not offering terms
+    "zh": _re(r"已经逾期|逾期了|到期|没还|欠款|应还|未还|账单"),
+    "en": _re(r"\bwas due\b|\bwere due\b|\boverdue\b|\bpast due\b|\bmissed\b|\bowed?\b|\bbalance\b"),
+}
 AGREE = {
     "zh": _re(r"^\W*(好的?|行|可以|没问题|对|嗯|成|同意|就这样|那就这样|就按|那就按|按这个|OK|ok|好吧|行吧)"),
     "en": _re(

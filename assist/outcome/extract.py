@@ -157,8 +157,8 @@ def _instalment_amount(parts: list[Clause], language: str) -> Number | None:
     """The amount a plan clause names: the one nearest its "每期 / a month" word (after it on a tie,
     as in "每期1050元"), else its first; clauses without such a word only when none has one."""
     for c in sorted(parts, key=lambda c: not c.recurring):
-        if not (c.recurring or c.plan_cue or c.first_instalment):
-            continue
+        if not (c.recurring or c.plan_cue or c.first_instalment) or cues.REJECT[language].search(c.text):
+            continue  # "I can't do $500 a month, but $200 a month" names 200
         money = [n for n in c.money if not n.approximate]
         cue = cues.RECURRING[language].search(c.text) if c.recurring else None
         if money and cue is not None:
@@ -253,7 +253,10 @@ def extract(u: Utterance, today: date, call_time: datetime, timezone: str) -> Fa
     )
     if u.speaker == "agent":
         acks = frozenset(k for k, pat in cues.ACK[lang].items() if pat.search(text))
-        return replace(facts, promises=tuple(_one_offs(parts, lang, need_date=True)), acks=acks)
+        # "your $300 was due on the 5th" states the debt; "can you pay $300 by Friday?" offers
+        states_debt = cues.OVERDUE[lang].search(text)
+        offers = [] if states_debt else _one_offs(parts, lang, need_date=True)
+        return replace(facts, promises=tuple(offers), acks=acks)
     return _customer(facts, parts, lang, today, call_time, timezone)
 
 
