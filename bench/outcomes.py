@@ -16,12 +16,17 @@ Eight fields per call (promise_to_pay, plan, disputed, cease_contact, lawyer, ca
 third_party_answered, hardship); an empty field that is expected empty counts as right,
 so a call with little in it is mostly easy: read the mismatches, not just the rate.
 Target on reference text: 1.00.  This is the text the TTS read, not ASR output: figures
-through Whisper (numbers as "2900" / "两千九", homophones) are a later step.
+through our own ASR pipeline are a later step.  ``--whisper-baseline`` gives a first look:
+the fixture calls with each turn replaced by the corpus's stored Whisper-base hypothesis
+(../shared/calls/asr_turns.tsv, 16 kHz and 8 kHz; turn-by-turn, language forced), which
+shows what misheard numbers and homophones (期 -> 七, 赔 -> 培) cost.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import dataclasses
 import json
 import sys
 from collections.abc import Iterator
@@ -117,9 +122,35 @@ def score(call: LabelledCall) -> list[tuple[str, bool, bool, Any, Any]]:
     return out
 
 
+def whisper_baseline(calls: list[LabelledCall], audio: str) -> list[LabelledCall]:
+    """The fixture calls with each turn's text replaced by the stored Whisper-base hypothesis."""
+    table = next((d / "asr_turns.tsv" for d in CALL_DIRS if (d / "asr_turns.tsv").is_file()), None)
+    if table is None:
+        return []
+    with table.open(encoding="utf-8", newline="") as fh:
+        rows = [r for r in csv.DictReader(fh, delimiter="\t") if r["audio"] == audio]
+    hyp = {(r["id"], f"t{r['turn']}"): r["whisper_base"] for r in rows}
+    return [
+        dataclasses.replace(
+            c,
+            material=f"whisper{audio}",
+            utterances=tuple(
+                dataclasses.replace(u, text=hyp.get((c.id, u.utterance_id), u.text)) for u in c.utterances
+            ),
+        )
+        for c in calls
+        if c.material == "fixture"
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--brief", action="store_true", help="summary only, no mismatch listing")
+    ap.add_argument(
+        "--whisper-baseline",
+        action="store_true",
+        help="also score the fixture calls on the corpus's stored Whisper-base transcripts (16k, 8k)",
+    )
     args = ap.parse_args(argv)
     calls: list[LabelledCall] = []
     for c in fixture_calls():
@@ -128,6 +159,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             calls.append(c)
     calls.extend(own_calls())
+    if args.whisper_baseline:
+        calls.extend([*whisper_baseline(calls, "16k"), *whisper_baseline(calls, "8k")])
     tally: dict[tuple[str, str], list[int]] = {}
     misses = []
     for call in calls:
@@ -139,10 +172,12 @@ def main(argv: list[str] | None = None) -> int:
             t[2] += 1
             if not field_ok:
                 misses.append((call.id, name, exp, got))
-    print("reference text (scripted turns; ASR-through figures are a later step)")
-    print(f"{'material':9} {'lang':4} {'calls':>5} {'fields':>6} {'field acc':>9} {'value acc':>9}")
+    print(
+        "fixture/own: reference text (scripted turns); whisper16k/8k: the corpus's stored Whisper-base text"
+    )
+    print(f"{'material':10} {'lang':4} {'calls':>5} {'fields':>6} {'field acc':>9} {'value acc':>9}")
     for (material, lang), (ok, vok, n, ncalls) in sorted(tally.items()):
-        print(f"{material:9} {lang:4} {ncalls:5d} {n:6d} {ok / n:9.2f} {vok / n:9.2f}")
+        print(f"{material:10} {lang:4} {ncalls:5d} {n:6d} {ok / n:9.2f} {vok / n:9.2f}")
     if misses and not args.brief:
         print("\nmismatches:")
         for cid, name, exp, got in misses:
