@@ -75,6 +75,7 @@ ZH_APPROX = re.compile(r"^\s*(出头|左右|多块|来块|多)")
 EN_APPROX_BEFORE = re.compile(
     r"\b(about|around|roughly|maybe|over|more than|something like)\s*$", re.IGNORECASE
 )
+CLOCK_BEFORE = re.compile(r"\b(at|around|after|before|by)\s*$", re.IGNORECASE)
 MONEY_FLOOR = 100  # a bare number below this is a count or a day, never money without a currency word
 
 
@@ -147,6 +148,12 @@ def parse_zh_number(token: str) -> float | None:
     return total + section
 
 
+def _hundreds_said_short(parts: list[str]) -> bool:
+    first = EN_UNITS.get(parts[0], 0)
+    second = EN_TENS.get(parts[1], EN_UNITS.get(parts[1], 0)) if len(parts) > 1 else 0
+    return len(parts) in (2, 3) and 1 <= first <= 9 and 10 <= second <= 90
+
+
 def parse_en_words(words: str) -> float | None:
     """Value of an English number in words: "one thousand eight hundred forty" 1840.
 
@@ -156,6 +163,9 @@ def parse_en_words(words: str) -> float | None:
     parts = [w for w in re.split(r"[\s-]+", words.lower()) if w and w != "and"]
     if not parts or parts == ["a"]:
         return None
+    if _hundreds_said_short(parts):  # "one fifty" = 150, "two twenty five" = 225, as prices are said
+        rest = parse_en_words(" ".join(parts[1:]))
+        return None if rest is None else EN_UNITS[parts[0]] * 100 + rest
     total = 0
     current = 0
     last_small = 0  # last unit/tens word in the current group, to reject "nineteen eighty"
@@ -232,6 +242,8 @@ def _find_en(text: str, taken: list[tuple[int, int]]) -> list[Number]:
             if parsed is None:
                 continue
             value, end, digits_only = parsed, m.start("words") + len(words), False
+            if CLOCK_BEFORE.search(text[: m.start("words")]):
+                continue  # "at three twenty" is a time
         start = m.start("cur") if m.group("cur") else m.start()
         after = text[end : end + _SUFFIX_WINDOW].lower()
         before = text[max(0, start - 20) : start]

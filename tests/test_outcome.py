@@ -468,3 +468,19 @@ def test_an_overdue_notice_agreed_to_is_no_promise() -> None:
 def test_a_refused_amount_is_not_the_plan() -> None:
     o = run("en", C("I can't do $500 a month, but I could do $200 a month."), tz=NY)
     assert o.plan is not None and o.plan.value.amount_each == 200
+
+
+def test_spoken_prices_and_a_lawyers_number_given_when_asked() -> None:
+    assert parse_en_words("one fifty") == 150
+    assert parse_en_words("two twenty five") == 225
+    assert money("call me at three twenty", "en") == []  # a time, not $320
+    o = run(
+        "en",
+        C("Talk to my lawyer."),
+        A("Can I get your lawyer's name and number?"),
+        C("It's John Park, 212-555-0199."),
+        tz=NY,
+    )
+    assert o.lawyer is not None and o.lawyer.value.contact == "212-555-0199"
+    p = run("en", C("Can we push it back two months?"), tz=NY).plan
+    assert p is not None and (p.value.kind, p.value.months_deferred) == ("deferral", 2)

@@ -48,7 +48,10 @@ PLAN_INSTALMENTS = {
 }
 PLAN_DEFERRAL = {
     "zh": _re(r"延期|延后|推迟|缓[0-9零一二两三四五六七八九十]+个?月|停[0-9零一二两三四五六七八九十]+个?月"),
-    "en": _re(r"\bdefer(ral|red|ring)?\b|\bpostpone|\bpause (the )?payments\b|\bskip\b.{0,20}\bmonths?\b"),
+    "en": _re(
+        r"\bpush (it |this |that |the payments? )?back\b|\bdefer(ral|red|ring)?\b|\bpostpone",
+        r"\bpause (the )?payments\b|\bskip\b.{0,20}\bmonths?\b",
+    ),
 }
 PLAN_SETTLEMENT = {
     "zh": _re(r"减免|一次性.{0,6}(结清|还清|付清)|打.{0,2}折|结清.{0,6}(减|免|优惠)|只要还|只需(要)?还"),

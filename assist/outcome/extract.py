@@ -72,7 +72,7 @@ class Facts:
     cease: bool = False
     channel: Channel | None = None
     lawyer: bool = False
-    lawyer_contact: str | None = None
+    phone: str | None = None  # a phone number the customer gave (a lawyer's, when asked for it)
     callback: Callback | None = None
     third_party: Relation | None = None
     hardship: HardshipReason | None = None
@@ -284,7 +284,7 @@ def _customer(
             dates = find_dates(text, lang, today)
             callback = Callback(dates[0].value if dates else None, find_time(text, lang))
     lawyer = bool(cues.LAWYER[lang].search(text)) and not cues.LAWYER_NEGATED[lang].search(text)
-    phone = _PHONE.search(text) if lawyer else None
+    phone = _PHONE.search(text)
     rejects = bool(cues.REJECT[lang].search(text))
     agree = bool(cues.AGREE[lang].search(text) or cues.AGREE_ANY[lang].search(text)) and not rejects
     return replace(
@@ -294,7 +294,7 @@ def _customer(
         cease=cease,
         channel=_first(cues.CHANNEL[lang], text),  # type: ignore[arg-type]
         lawyer=lawyer,
-        lawyer_contact=phone.group() if phone else None,
+        phone=phone.group() if phone else None,
         callback=callback,
         third_party=_first(cues.THIRD_PARTY[lang], text),  # type: ignore[arg-type]
         hardship=_first(cues.HARDSHIP[lang], text),  # type: ignore[arg-type]

@@ -168,11 +168,11 @@ class OutcomeTracker:
         elif self._cease_channel_open and o.cease_contact is not None and f.channel is not None:
             self._set(cease_contact=replace(o.cease_contact, value=CeaseContact(f.channel)))
             self._cease_channel_open = False
-        if f.lawyer:
-            if o.lawyer is None:
-                self._set(lawyer=Field(Lawyer(f.lawyer_contact), uid, "customer"))
-            elif o.lawyer.value.contact is None and f.lawyer_contact:
-                self._set(lawyer=replace(o.lawyer, value=Lawyer(f.lawyer_contact)))
+        asked = self._last_agent is not None and "lawyer" in self._last_agent.acks
+        if f.lawyer and o.lawyer is None:
+            self._set(lawyer=Field(Lawyer(f.phone if f.lawyer else None), uid, "customer"))
+        elif o.lawyer is not None and o.lawyer.value.contact is None and f.phone and (f.lawyer or asked):
+            self._set(lawyer=replace(o.lawyer, value=Lawyer(f.phone)))  # the number, once asked for
         if f.callback is not None and (o.callback is None or o.callback.value != f.callback):
             self._set(callback=Field(f.callback, uid, "customer"))
         if o.third_party_answered is None and f.third_party is not None:
