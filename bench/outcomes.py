@@ -5,7 +5,9 @@
 
 Reads the hand labels in bench/data/outcomes.json (the 5 shared fixture calls; their
 turns come from ../shared/calls, or tests/fixtures for the ones copied there) and the
-labelled scripts in bench/data/outcome_calls.jsonl (our own material, a tuning set).
+labelled scripts in bench/data/outcome_calls.jsonl (our own material: split "tune", the
+set the rules were fitted on, and split "holdout", 8 calls labelled before their first
+run and reported apart as "own-holdout").
 Each call's scripted text is fed turn by turn to ``OutcomeTracker`` and the final
 outcome compared field by field with the label:
 
@@ -60,7 +62,7 @@ _PROVENANCE = ("source", "speaker", "confirmed", "confirmed_by")
 class LabelledCall:
     id: str
     language: str
-    material: str  # "fixture" | "own"
+    material: str  # "fixture" | "own" | "own-holdout" | "whisper16k" | "whisper8k"
     call_time: datetime
     timezone: str
     utterances: tuple[Utterance, ...]
@@ -91,8 +93,9 @@ def own_calls(path: Path = OWN) -> Iterator[LabelledCall]:
             continue
         c = json.loads(line)
         utts = tuple(Utterance(t["utterance_id"], t["speaker"], t["text"], c["language"]) for t in c["turns"])
+        material = c["material"] if c.get("split", "tune") == "tune" else f"{c['material']}-{c['split']}"
         yield LabelledCall(
-            c["id"], c["language"], c["material"], _when(c["call_time"]), c["timezone"], utts, c["expected"]
+            c["id"], c["language"], material, _when(c["call_time"]), c["timezone"], utts, c["expected"]
         )
 
 
@@ -175,9 +178,9 @@ def main(argv: list[str] | None = None) -> int:
     print(
         "fixture/own: reference text (scripted turns); whisper16k/8k: the corpus's stored Whisper-base text"
     )
-    print(f"{'material':10} {'lang':4} {'calls':>5} {'fields':>6} {'field acc':>9} {'value acc':>9}")
+    print(f"{'material':11} {'lang':4} {'calls':>5} {'fields':>6} {'field acc':>9} {'value acc':>9}")
     for (material, lang), (ok, vok, n, ncalls) in sorted(tally.items()):
-        print(f"{material:10} {lang:4} {ncalls:5d} {n:6d} {ok / n:9.2f} {vok / n:9.2f}")
+        print(f"{material:11} {lang:4} {ncalls:5d} {n:6d} {ok / n:9.2f} {vok / n:9.2f}")
     if misses and not args.brief:
         print("\nmismatches:")
         for cid, name, exp, got in misses:
