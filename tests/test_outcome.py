@@ -426,7 +426,7 @@ def test_all_five_fixture_calls_are_labelled() -> None:
 
 @pytest.mark.parametrize("call", list(BENCH.own_calls()), ids=lambda c: c.id)
 def test_own_call_gives_its_label(call: object) -> None:
-    assert call.material == "own"  # type: ignore[attr-defined]
+    assert call.material.startswith("own")  # type: ignore[attr-defined]
     assert [(n, e, g) for n, ok, _, e, g in BENCH.score(call) if not ok] == []
 
 
@@ -484,3 +484,14 @@ def test_spoken_prices_and_a_lawyers_number_given_when_asked() -> None:
     assert o.lawyer is not None and o.lawyer.value.contact == "212-555-0199"
     p = run("en", C("Can we push it back two months?"), tz=NY).plan
     assert p is not None and (p.value.kind, p.value.months_deferred) == ("deferral", 2)
+
+
+def test_holdout_misses_stay_fixed() -> None:
+    o = run("en", C("Not today. I get paid next Friday, and I can pay $600 then."), tz=NY)
+    assert [p.value.due for p in o.promise_to_pay] == [
+        date(2026, 3, 13)
+    ]  # NY: Tue 3 March; next week's Friday
+    assert find_time("call back tonight after eight", "en") == "20:00"
+    assert find_time("今晚八点再打", "zh") == "20:00"
+    o = run("en", C("He's not here, this is his brother."), A("Sure, I'll call back later."), tz=NY)
+    assert o.third_party_answered is not None and o.third_party_answered.confirmed

@@ -226,7 +226,7 @@ ACK: Mapping[str, Mapping[str, re.Pattern[str]]] = {
         "callback": _re(r"再(打|联系|致电)|回电|打给您|联系您"),
         "hardship": _re(r"明白|这种情况|理解|不容易|压力|原来是这样|难过|遗憾|抱歉听到|辛苦"),
         "third_party_answered": _re(
-            r"本人|请(她|他).{0,6}接|(她|他)(什么时候|几点)|方便.{0,6}(回电|联系)|留个?言"
+            r"回个?电话|转告|本人|请(她|他).{0,6}接|(她|他)(什么时候|几点)|方便.{0,6}(回电|联系)|留个?言"
         ),
     },
     "en": {
@@ -245,7 +245,7 @@ ACK: Mapping[str, Mapping[str, re.Pattern[str]]] = {
         ),
         "third_party_answered": _re(
             r"\b(when|what time) (would|will|is|might) (he|she)\b|\bleave (a )?message\b"
-            r"|\bhave (him|her) call\b|\bspeak (with|to) (him|her|[A-Z]\w+)"
+            r"|\bhave (him|her) call\b|\bspeak (with|to) (him|her|[A-Z]\w+)|\bcall (back|again)\b"
         ),
     },
 }

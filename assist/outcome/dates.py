@@ -240,12 +240,12 @@ def _en_dates(text: str, today: date) -> list[DateMention]:
 def find_time(text: str, language: str) -> str | None:
     """The first clock time said ("下午三点", "after 6", "at 3:30 pm") as "HH:MM"."""
     if language == "zh":
-        m = re.search(rf"(早上|上午|中午|下午|晚上|傍晚)?({_ZN})点(半|({_ZN})分)?", text)
+        m = re.search(rf"(早上|上午|中午|下午|晚上|傍晚|今晚|明晚)?({_ZN})点(半|({_ZN})分)?", text)
         if not m:
             return None
         hour = _zh(m.group(2))
         minute = 30 if m.group(3) == "半" else (_zh(m.group(4)) or 0) if m.group(4) else 0
-        pm = m.group(1) in ("下午", "晚上", "傍晚") or (
+        pm = m.group(1) in ("下午", "晚上", "傍晚", "今晚", "明晚") or (
             m.group(1) is None and hour is not None and hour <= PM_ASSUMED_UNTIL
         )
     else:
@@ -260,7 +260,10 @@ def find_time(text: str, language: str) -> str | None:
         hour = int(g) if g.isdigit() else EN_UNITS[g]
         minute = int(m.group("m")) if m.group("m") else 0
         suffix = (m.group("suf") or "").lower()
-        pm = suffix.startswith("p") or (not suffix.startswith("a") and hour <= PM_ASSUMED_UNTIL)
+        evening = re.search(r"\b(tonight|evening|afternoon)\b", text, re.IGNORECASE)
+        pm = suffix.startswith("p") or (
+            not suffix.startswith("a") and (hour <= PM_ASSUMED_UNTIL or bool(evening))
+        )
     if hour is None or not 0 <= hour <= 24 or not 0 <= minute < 60:
         return None
     if pm and hour < NOON:

@@ -219,6 +219,7 @@ def _one_offs(parts: list[Clause], language: str, need_date: bool) -> list[Promi
         d
         for c in parts
         if not (c.money and not (c.recurring or c.first_instalment or c.plan_cue))
+        and not cues.REJECT[language].search(c.text)  # "Not today."
         for d in c.dates
         if not d.recurring and (not need_date or d not in plan_dates)
     ]
