@@ -56,7 +56,7 @@ EN_ORDINALS = {
 }  # fmt: skip
 _EN_WORD = "|".join(sorted([*EN_UNITS, *EN_TENS, *EN_SCALES, "and", "a"], key=len, reverse=True))
 _EN_TOKEN = re.compile(
-    rf"(?P<cur>\$|¥|￥)?\s?(?P<num>\d[\d,]*(?:\.\d+)?)\s?(?P<k>k\b)?"
+    rf"(?P<cur>\$|¥|￥)?\s?(?P<num>\d[\d,]*(?:\.\d+)?)\s?(?P<k>k\b|(?:hundred|thousand|grand|million)\b)?"
     rf"|\b(?P<words>(?:(?:{_EN_WORD})(?:[\s-]+|\b))+)",
     re.IGNORECASE,
 )
@@ -233,7 +233,8 @@ def _find_en(text: str, taken: list[tuple[int, int]]) -> list[Number]:
             raw = m.group("num").rstrip(",")
             if re.search(r",\d{1,2}$|,\d{4,}", raw):  # "3,200" is a thousands comma; "10,20" is a list
                 raw = raw.split(",")[0]
-            value = float(raw.replace(",", "")) * (1000 if m.group("k") else 1)
+            scale = (m.group("k") or "").lower()  # "2k", "3 hundred", "1.5 thousand"
+            value = float(raw.replace(",", "")) * EN_SCALES.get(scale, 1000 if scale == "k" else 1)
             end = m.end("k") if m.group("k") else m.start("num") + len(raw)
             digits_only = len(raw) >= 7 and "," not in raw and "." not in raw
         else:

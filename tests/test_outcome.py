@@ -106,6 +106,9 @@ def test_en_number_words(words: str, value: float | None) -> None:
         ("about $1.2k, ninety days late", "en", [(1200, "USD")]),
         ("$3,150 owed, call 555-201-3344", "en", [(3150, "USD")]),
         ("the 20th, three calls, 30 days", "en", []),
+        ("I can pay 3 hundred on Friday", "en", [(300, None)]),
+        ("$1,200.50 today, 2k next week", "en", [(1200.5, "USD"), (2000, None)]),
+        ("我先还2千9，再还1.5万", "zh", [(2900, None), (15000, None)]),
     ],
 )
 def test_money_in_text(text: str, lang: str, amounts: list[tuple[float, str | None]]) -> None:
