@@ -498,3 +498,12 @@ def test_holdout_misses_stay_fixed() -> None:
     assert find_time("今晚八点再打", "zh") == "20:00"
     o = run("en", C("He's not here, this is his brother."), A("Sure, I'll call back later."), tz=NY)
     assert o.third_party_answered is not None and o.third_party_answered.confirmed
+
+
+def test_a_refused_clause_does_not_sink_the_promise_after_it() -> None:
+    o = run("en", C("I can't pay $500 by Friday, but I can pay $200 on Monday."), tz=NY)
+    assert [(p.value.amount, p.value.due) for p in o.promise_to_pay] == [(200, date(2026, 3, 9))]
+    o = run("zh", C("五千我拿不出来，下周一先还两千。"))
+    assert [(p.value.amount, p.value.due) for p in o.promise_to_pay] == [(2000, date(2026, 3, 9))]
+    o = run("en", C("I'll pay $300 no later than Friday."), tz=NY)
+    assert [p.value.amount for p in o.promise_to_pay] == [300]

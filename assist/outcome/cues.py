@@ -212,7 +212,9 @@ AGREE_ANY = {
 }
 REJECT = {
     "zh": _re(r"不行|不可以|不同意|做不到|太多了|还不起|拿不出|不要|不接受"),
-    "en": _re(r"\bno\b|\bcan'?t\b|\bcannot\b|\bnot\b|\btoo much\b|\bwon't\b"),
+    "en": _re(
+        r"\bno\b(?!\s+(later|more than|problem|worries))|\bcan'?t\b|\bcannot\b|\bnot\b|\btoo much\b|\bwon't\b"
+    ),
 }
 ACK: Mapping[str, Mapping[str, re.Pattern[str]]] = {
     "zh": {

@@ -225,8 +225,8 @@ def _one_offs(parts: list[Clause], language: str, need_date: bool) -> list[Promi
     ]
     out = []
     for c in parts:
-        if c.recurring or c.first_instalment or c.plan_cue:
-            continue
+        if c.recurring or c.first_instalment or c.plan_cue or cues.REJECT[language].search(c.text):
+            continue  # "I can't pay $500 by Friday, but $200 on Monday" promises the 200
         for n in c.money:
             if n.approximate:
                 continue
@@ -267,13 +267,7 @@ def _customer(
     text = facts.utterance.text
     dispute: DisputeWhat | None = _first(cues.DISPUTE[lang], text)  # type: ignore[assignment]
     promises: list[Promise] = []
-    refuses = lang == "en" and re.search(r"\bI (can't|cannot|can not|won't)\b", text, re.IGNORECASE)
-    if (
-        dispute is None
-        and not refuses
-        and cues.PROMISE[lang].search(text)
-        and not cues.PAST_OR_DISPUTED[lang].search(text)
-    ):
+    if dispute is None and cues.PROMISE[lang].search(text) and not cues.PAST_OR_DISPUTED[lang].search(text):
         promises = _one_offs(parts, lang, need_date=False)
     callback = None
     cease = bool(cues.CEASE[lang].search(text))
