@@ -39,6 +39,12 @@ Meaning of the fields:
   for dispute / stop-calling / lawyer / callback / hardship / third party); an agent's
   term agreed to or repeated by the customer's next line.
 
+Currency: the one the text names next to the amount, else the call language's (zh CNY,
+en USD).  Left blank rather than guessed: vague dates ("next week", "发工资了", a month
+name alone) give ``due: null``; "一千出头" / "about 500" are no amounts; hardship
+"other" is in the vocabulary but no rule yields it yet.  Whisper's 期 -> 七/7 mishearing
+("每七两千九百块") is undone before reading Mandarin terms.
+
 Bump ``OUTCOME_SCHEMA`` on any change a consumer of the JSON would notice.
 """
 
