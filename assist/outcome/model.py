@@ -7,9 +7,10 @@ from dataclasses import dataclass, field, fields, replace
 from datetime import date
 from typing import Any, Generic, Literal, TypeVar
 
+from assist.events import Speaker
+
 OUTCOME_SCHEMA = 1
 
-Speaker = Literal["agent", "customer"]
 PlanKind = Literal["instalments", "deferral", "settlement", "grace"]
 DisputeWhat = Literal["amount", "identity", "not_my_debt"]
 Channel = Literal["sms", "email", "mail", "written"]
