@@ -23,7 +23,7 @@ from stream.ingest.native import (
     Stopped,
 )
 from stream.settings import LimitSettings
-from tests.test_codecs import read_pcm_wav, read_wav_chunks
+from tests.fakes import read_pcm_wav, read_wav_chunks
 
 FIXTURES = Path(__file__).parent / "fixtures"
 LIMITS = LimitSettings()
