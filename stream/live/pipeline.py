@@ -59,9 +59,11 @@ def accept_text(result: AsrResult, request: AsrRequest) -> str | None:
 
 
 def playbook_dir(settings: Settings) -> Path:
+    from assist.playbook import default_playbook_dir
+
     if settings.playbook:
         return Path(settings.playbook)
-    return Path(__file__).resolve().parents[2] / "prompts"
+    return default_playbook_dir()
 
 
 def load_transcriber(settings: Settings) -> Transcriber:
