@@ -25,6 +25,7 @@ import yaml
 
 from assist.playbook import RULE_IDS, SIGNAL_IDS, STAGE_IDS
 from stream.asr.base import AsrRequest, AsrResult
+from stream.live.bus import CallLog
 
 RATE = 16000  # the service's internal sample rate
 WAIT_S = 5.0  # generous bound for the worker thread to reach the gate on a loaded 2-core box
@@ -240,3 +241,18 @@ def write(folder: Path, data: dict[str, Any]) -> Path:
             yaml.safe_dump(content, allow_unicode=True, sort_keys=False), encoding="utf-8"
         )
     return folder
+
+
+# -- live calls -----------------------------------------------------------------------------------
+
+
+@dataclass
+class StubSession:
+    """The two things the call registry reads from a CallSession (its id and its event log),
+    without the audio pipeline a real session builds."""
+
+    call_id: str
+    log: CallLog = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.log = CallLog(self.call_id, limit=100)
