@@ -160,6 +160,13 @@ def live_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSe
     stop_service(svc)
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test that drives Chromium carries the ``browser`` marker (``make unit`` skips them)."""
+    for item in items:
+        if "browser" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.browser)
+
+
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless",

@@ -8,8 +8,10 @@ load a model.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import struct
+import tempfile
 import threading
 import time
 import wave
@@ -29,6 +31,8 @@ from stream.live.bus import CallLog
 
 RATE = 16000  # the service's internal sample rate
 WAIT_S = 5.0  # generous bound for the worker thread to reach the gate on a loaded 2-core box
+ROOT = Path(__file__).resolve().parent.parent
+ENGINE_CODE = ("assist/**/*.py", "tests/replay/harness.py")  # what shapes a test engine's trained weights
 
 
 # -- transcribers --------------------------------------------------------------------------------
@@ -92,6 +96,18 @@ class CountingEncoder:
         rng = np.random.default_rng(len(texts))
         x = rng.normal(size=(len(texts), 8)).astype(np.float32)
         return np.asarray(x / np.linalg.norm(x, axis=1, keepdims=True), dtype=np.float32)
+
+
+def engine_cache_dir() -> Path:
+    """Where engines built on a fake encoder keep their embeddings and trained line models.
+
+    Training the line models costs tens of CPU seconds, so runs share a folder; it is named by
+    a digest of the code that trains them, so a change to that code never reads weights the old
+    code trained (the engine's own cache keys cover the playbook and its settings)."""
+    digest = hashlib.sha256()
+    for path in sorted(p for pattern in ENGINE_CODE for p in ROOT.glob(pattern)):
+        digest.update(path.relative_to(ROOT).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return Path(tempfile.gettempdir()) / f"callassist-test-engine-{digest.hexdigest()[:16]}"
 
 
 # -- audio and the native protocol ---------------------------------------------------------------

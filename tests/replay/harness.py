@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
-import tempfile
 import time
 import zlib
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -34,6 +33,7 @@ from stream.ingest.audiosocket import AudioSocketServer
 from stream.live.pipeline import AsrPlan, Services
 from stream.settings import load_settings
 from stream.web.server import Service
+from tests.fakes import engine_cache_dir
 from tests.replay.fixture import FixtureCall
 
 RATE = 16000
@@ -61,9 +61,7 @@ class HashEncoder:
 
 @functools.cache
 def test_engine() -> GuidanceEngine:
-    return GuidanceEngine(
-        load_playbook(), HashEncoder(), cache_dir=tempfile.mkdtemp(prefix="callassist-hash-")
-    )
+    return GuidanceEngine(load_playbook(), HashEncoder(), cache_dir=engine_cache_dir())
 
 
 def reference_legs(call: FixtureCall) -> dict[str, np.ndarray]:
