@@ -29,53 +29,22 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("assist", "stream")
 
 # What each layer must never import (prefixes; a module belongs to the longest prefix it has).
+CLI = ("stream.cli",)
+ENTRY = ("stream.web", "stream.offline", *CLI)
+ABOVE_LIVE = ("stream.ingest", "stream.delivery", *ENTRY)
+ABOVE_BASE = ("stream.live", *ABOVE_LIVE)
 FORBIDDEN: dict[str, tuple[str, ...]] = {
     "assist": ("stream",),
-    "stream.audio": (
-        "stream.live",
-        "stream.ingest",
-        "stream.delivery",
-        "stream.web",
-        "stream.offline",
-        "stream.cli",
-    ),
-    "stream.asr": (
-        "stream.live",
-        "stream.ingest",
-        "stream.delivery",
-        "stream.web",
-        "stream.offline",
-        "stream.cli",
-    ),
-    "stream.store": (
-        "stream.live",
-        "stream.ingest",
-        "stream.delivery",
-        "stream.web",
-        "stream.offline",
-        "stream.cli",
-    ),
-    "stream.settings": (
-        "stream.live",
-        "stream.ingest",
-        "stream.delivery",
-        "stream.web",
-        "stream.offline",
-        "stream.cli",
-    ),
-    "stream.auth": (
-        "stream.live",
-        "stream.ingest",
-        "stream.delivery",
-        "stream.web",
-        "stream.offline",
-        "stream.cli",
-    ),
-    "stream.live": ("stream.ingest", "stream.delivery", "stream.web", "stream.offline", "stream.cli"),
-    "stream.delivery": ("stream.ingest", "stream.web", "stream.offline", "stream.cli"),
-    "stream.ingest": ("stream.web", "stream.offline", "stream.cli"),
-    "stream.web": ("stream.offline", "stream.cli"),
-    "stream.offline": ("stream.web", "stream.cli"),
+    "stream.settings": ABOVE_BASE,
+    "stream.auth": ABOVE_BASE,
+    "stream.audio": ABOVE_BASE,
+    "stream.asr": ABOVE_BASE,
+    "stream.store": ABOVE_BASE,
+    "stream.live": ABOVE_LIVE,
+    "stream.delivery": ("stream.ingest", *ENTRY),
+    "stream.ingest": ENTRY,
+    "stream.web": CLI,
+    "stream.offline": CLI,
     "stream.cli": (),
 }
 
