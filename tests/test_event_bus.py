@@ -23,6 +23,14 @@ def make_log(
     return CallLog("call-1", limit=limit, durable=durable, fast=fast, clock=lambda: CLOCK_T)
 
 
+async def log_with(n: int, limit: int = 100) -> CallLog:
+    """A log that has already published ``n`` finals (seq 1..n)."""
+    log = make_log(limit)
+    for i in range(n):
+        await log.publish(final(i))
+    return log
+
+
 async def drain(sub: Subscription, n: int) -> list[Event]:
     """The next ``n`` events of a subscription that stays open."""
     out: list[Event] = []
@@ -94,9 +102,7 @@ async def test_next_event_waits_for_the_previous_durable_write() -> None:
 
 
 async def test_replay_since_n_then_live() -> None:
-    log = make_log()
-    for i in range(5):
-        await log.publish(final(i))
+    log = await log_with(5)
     sub = log.subscribe(since=3, queue_limit=10)
     await log.publish(final(5))
     assert [e.seq for e in await drain(sub, 3)] == [4, 5, 6]
@@ -104,9 +110,7 @@ async def test_replay_since_n_then_live() -> None:
 
 
 async def test_replay_covers_only_the_newest_limit_events() -> None:
-    log = make_log(limit=3)
-    for i in range(6):
-        await log.publish(final(i))
+    log = await log_with(6, limit=3)
     assert [e.seq for e in log.history()] == [4, 5, 6]
     sub = log.subscribe(since=0, queue_limit=10)
     log.close()
@@ -114,9 +118,7 @@ async def test_replay_covers_only_the_newest_limit_events() -> None:
 
 
 async def test_replay_does_not_count_against_the_live_queue_limit() -> None:
-    log = make_log()
-    for i in range(10):
-        await log.publish(final(i))
+    log = await log_with(10)
     sub = log.subscribe(since=0, queue_limit=2)
     await log.publish(final(10))
     await log.publish(final(11))

@@ -108,16 +108,11 @@ def test_installed_package_finds_its_own_playbook(wheel: Path, tmp_path: Path) -
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
     env = {**os.environ, "PYTHONPATH": str(site)}
-    done = subprocess.run(
-        [sys.executable, "-P", "-c", PROBE],  # -P: the working directory is not on sys.path
-        cwd=tmp_path,
-        env=env,
-        check=True,
-        timeout=PROBE_TIMEOUT_S,
-        capture_output=True,
-        text=True,
+    # -P: the working directory is not on sys.path either
+    stdout = subprocess.check_output(
+        [sys.executable, "-P", "-c", PROBE], cwd=tmp_path, env=env, timeout=PROBE_TIMEOUT_S, text=True
     )
-    found = json.loads(done.stdout.strip().splitlines()[-1])
+    found = json.loads(stdout.strip().splitlines()[-1])
     assert Path(found["assist"]).is_relative_to(site)
     assert Path(found["default"]) == site / PLAYBOOK_PACKAGE
     assert Path(found["service"]) == site / PLAYBOOK_PACKAGE
