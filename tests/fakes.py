@@ -15,6 +15,7 @@ import tempfile
 import threading
 import time
 import wave
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +33,7 @@ from stream.live.bus import CallLog
 RATE = 16000  # the service's internal sample rate
 WAIT_S = 5.0  # generous bound for the worker thread to reach the gate on a loaded 2-core box
 ROOT = Path(__file__).resolve().parent.parent
-ENGINE_CODE = ("assist/**/*.py", "tests/replay/harness.py")  # what shapes a test engine's trained weights
+ENGINE_CODE = ("assist/**/*.py", "tests/fakes.py")  # what shapes a test engine's trained weights
 
 
 # -- transcribers --------------------------------------------------------------------------------
@@ -82,7 +83,34 @@ class ScriptedTranscriber:
         return AsrResult(text=label, no_speech_prob=0.0, avg_logprob=-0.1, compute_ms=1.0)
 
 
+@dataclass
+class DurationTranscriber(FakeTranscriber):
+    """FakeTranscriber without the delay, for the adapter tests (only what audio arrived counts)."""
+
+    name: str = "duration"
+    delay_s: float = 0.0
+
+
 # -- encoders ------------------------------------------------------------------------------------
+
+
+class HashEncoder:
+    """Character-trigram hashing: a deterministic, instant stand-in for USE (similarity is crude;
+    the playbook's patterns, which carry the labelled rules, do not depend on it)."""
+
+    name = "test-trigram-hash"
+    dim = 256
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for i, text in enumerate(texts):
+            s = f"  {text.lower()}  "
+            for j in range(len(s) - 2):
+                out[i, zlib.crc32(s[j : j + 3].encode()) % self.dim] += 1.0
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        norms[norms == 0] = 1.0
+        normalised: np.ndarray = out / norms
+        return normalised
 
 
 class CountingEncoder:

@@ -106,8 +106,10 @@ def test_same_transcripts_as_faster_whisper_on_the_same_window(cache_dir: Path, 
     backend = OpenAIWhisperTranscriber(checkpoint)
     for call, index in COMPARED_TURNS:
         audio, language = load_turn(call, index)
-        req = AsrRequest(audio, language, prompt=ZH_PROMPT, hotwords=HOTWORDS) if language == "zh" else (
-            AsrRequest(audio, language)
+        req = (
+            AsrRequest(audio, language, prompt=ZH_PROMPT, hotwords=HOTWORDS)
+            if language == "zh"
+            else (AsrRequest(audio, language))
         )
         ours, theirs = backend.transcribe(req), reference.transcribe(req)
         assert ours.text and ours.text == theirs.text, (call, index)
