@@ -9,6 +9,7 @@ load a model.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import struct
 import tempfile
@@ -33,7 +34,7 @@ from stream.live.bus import CallLog
 RATE = 16000  # the service's internal sample rate
 WAIT_S = 5.0  # generous bound for the worker thread to reach the gate on a loaded 2-core box
 ROOT = Path(__file__).resolve().parent.parent
-ENGINE_CODE = ("assist/**/*.py", "tests/fakes.py")  # what shapes a test engine's trained weights
+ENGINE_CODE = "assist/**/*.py"  # with HashEncoder: what shapes a test engine's trained weights
 
 
 # -- transcribers --------------------------------------------------------------------------------
@@ -127,13 +128,14 @@ class CountingEncoder:
 
 
 def engine_cache_dir() -> Path:
-    """Where engines built on a fake encoder keep their embeddings and trained line models.
+    """Where engines built on HashEncoder keep their embeddings and trained line models.
 
     Training the line models costs tens of CPU seconds, so runs share a folder; it is named by
-    a digest of the code that trains them, so a change to that code never reads weights the old
-    code trained (the engine's own cache keys cover the playbook and its settings)."""
-    digest = hashlib.sha256()
-    for path in sorted(p for pattern in ENGINE_CODE for p in ROOT.glob(pattern)):
+    a digest of the code that trains them (assist/ and HashEncoder), so a change to that code
+    never reads weights the old code trained (the engine's own cache keys cover the playbook
+    and its settings)."""
+    digest = hashlib.sha256(inspect.getsource(HashEncoder).encode())
+    for path in sorted(ROOT.glob(ENGINE_CODE)):
         digest.update(path.relative_to(ROOT).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
     return Path(tempfile.gettempdir()) / f"callassist-test-engine-{digest.hexdigest()[:16]}"
 
@@ -300,3 +302,14 @@ class StubSession:
 
     def __post_init__(self) -> None:
         self.log = CallLog(self.call_id, limit=100)
+
+
+# -- the fixture calls ------------------------------------------------------------------------------
+
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def load_script(call: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((FIXTURES / f"{call}.json").read_text(encoding="utf-8"))
+    return data

@@ -30,7 +30,8 @@ from tests.brokers import (
     collecting,
     shared_broker_up,
 )
-from tests.conftest import FIXTURES, RunningService, standing_warnings, start_service, stop_service
+from tests.fakes import FIXTURES
+from tests.service import RunningService, standing_warnings, start_service, stop_service
 
 pytestmark = pytest.mark.model
 

@@ -42,7 +42,7 @@ from stream.cli.main import main
 from stream.settings import load_settings
 from stream.store.db import Store, open_store
 from stream.web.review import review_format, review_response
-from tests.conftest import load_script
+from tests.fakes import load_script
 
 CALL = "dev_zh_02"
 CALL_ID = "review-zh-02"
