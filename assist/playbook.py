@@ -70,8 +70,18 @@ class PlaybookError(ValueError):
 
 
 def default_playbook_dir() -> Path:
-    """The playbook shipped with the project (``prompts/`` beside ``assist/``)."""
-    return Path(__file__).resolve().parent.parent / "prompts"
+    """The playbook shipped with the project.
+
+    A wheel carries the repository's ``prompts/`` as ``assist/default_playbook/`` (mapped in
+    pyproject.toml), so an installed service finds it wherever site-packages is.  A checkout,
+    and an editable install (which runs the checkout's files), has no such folder: there the
+    playbook is ``prompts/`` beside ``assist/``, that checkout's own copy.
+    """
+    from importlib import resources
+
+    package = Path(str(resources.files("assist")))
+    installed = package / "default_playbook"
+    return installed if installed.is_dir() else package.parent / "prompts"
 
 
 def playbook_version(directory: str | Path) -> str:

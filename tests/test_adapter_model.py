@@ -20,10 +20,10 @@ from typing import Any
 import pytest
 
 from stream.cli.simulate import stream_call
-from tests.conftest import RunningService, start_service, stop_service
 from tests.replay.fixture import load
 from tests.replay.harness import call_events
 from tests.replay.twilio import TwilioStream
+from tests.service import RunningService, start_service, stop_service
 
 pytestmark = pytest.mark.model
 

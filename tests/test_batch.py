@@ -38,7 +38,7 @@ from stream.offline.batch import (
     run_batch,
 )
 from stream.settings import load_settings
-from tests.conftest import FIXTURES, load_script
+from tests.fakes import FIXTURES, load_script
 
 REPO = Path(__file__).resolve().parent.parent
 CALLS = ("dev_zh_02", "dev_en_02")

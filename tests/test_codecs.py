@@ -2,44 +2,19 @@
 
 from __future__ import annotations
 
-import struct
 import warnings
-import wave
 from pathlib import Path
 
 import numpy as np
-import numpy.typing as npt
 import pytest
 from scipy import signal
 
 from stream.audio import codecs
+from tests.fakes import read_pcm_wav, read_wav_chunks
 
 FIXTURES = Path(__file__).parent / "fixtures"
 ALL_INT16 = np.arange(-32768, 32768, dtype=np.int16)
 ALL_BYTES = bytes(range(256))
-
-
-def read_wav_chunks(path: Path) -> tuple[int, int, int, bytes]:
-    """(format tag, channels, rate, data) by walking RIFF chunks; ``wave`` refuses G.711."""
-    raw = path.read_bytes()
-    assert raw[:4] == b"RIFF" and raw[8:12] == b"WAVE"
-    pos, fmt = 12, None
-    while pos + 8 <= len(raw):
-        cid, size = struct.unpack_from("<4sI", raw, pos)
-        if cid == b"fmt ":
-            fmt = struct.unpack_from("<HHI", raw, pos + 8)
-        elif cid == b"data":
-            assert fmt is not None
-            return fmt[0], fmt[1], fmt[2], raw[pos + 8 : pos + 8 + size]
-        pos += 8 + size + (size & 1)
-    raise AssertionError("no data chunk")
-
-
-def read_pcm_wav(path: Path) -> tuple[int, npt.NDArray[np.int16]]:
-    """(rate, samples shaped (frames, channels)) of a 16-bit PCM WAV."""
-    with wave.open(str(path)) as w:
-        data = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").astype(np.int16)
-        return w.getframerate(), data.reshape(-1, w.getnchannels())
 
 
 @pytest.mark.parametrize(

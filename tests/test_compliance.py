@@ -5,35 +5,17 @@ and partial transcripts behave as the agent needs."""
 from __future__ import annotations
 
 import dataclasses
-import functools
-import os
-import tempfile
 
 import numpy as np
 import pytest
 
 from assist.clauses import split_clauses, weight
-from assist.engine import GuidanceEngine
 from assist.events import ComplianceRetracted, ComplianceWarning
 from assist.exemplars import train_violation_detector
-from assist.playbook import default_playbook_dir, load_playbook
 from assist.playbook_content import RULE_IDS
-from stream.live.caches import DiskArrayCache
-from stream.live.encoders import make_encoder
+from tests.engines import GUIDANCE_MARKS, shared_engine
 
-pytestmark = [
-    pytest.mark.model,
-    pytest.mark.skipif(
-        not (default_playbook_dir() / "rules.yaml").is_file(), reason="prompts/ not written yet"
-    ),
-]
-
-
-@functools.cache
-def shared_engine() -> GuidanceEngine:
-    """One engine for all guidance tests: loading USE and embedding the playbook takes seconds."""
-    cache = os.environ.get("CALLASSIST_TEST_EMBED_CACHE") or tempfile.mkdtemp(prefix="callassist-emb-")
-    return GuidanceEngine(load_playbook(), make_encoder("use"), cache=DiskArrayCache(cache))
+pytestmark = GUIDANCE_MARKS
 
 
 # (rule, language, violation, compliant look-alike) -- written for these tests.

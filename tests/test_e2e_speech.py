@@ -14,7 +14,8 @@ import pytest
 from stream.asr.scoring import error_counts
 from stream.audio.wavfile import read_wav
 from stream.cli.simulate import stream_call
-from tests.conftest import FIXTURES, RunningService, load_script
+from tests.fakes import FIXTURES, load_script
+from tests.service import RunningService
 
 pytestmark = pytest.mark.model
 

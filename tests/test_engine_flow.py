@@ -23,10 +23,9 @@ from assist.events import (
     Suggestion,
     event_from_dict,
 )
-from tests.test_compliance import pytestmark as _compliance_marks
-from tests.test_compliance import shared_engine
+from tests.engines import GUIDANCE_MARKS, shared_engine
 
-pytestmark = _compliance_marks
+pytestmark = GUIDANCE_MARKS
 
 FIXTURES = Path(__file__).parent / "fixtures"
 ORDER = {StageChanged: 0, ComplianceWarning: 1, CustomerSignal: 2, Suggestion: 3}

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from stream.asr import models
+from stream.asr.commands import run_models_command
 from stream.asr.models import (
     KNOWN_MODELS,
     MANIFEST_NAME,
@@ -21,7 +22,6 @@ from stream.asr.models import (
     PackageFile,
     list_models,
     resolve_model,
-    run_models_command,
     verify_models,
 )
 

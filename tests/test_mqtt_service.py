@@ -23,14 +23,15 @@ import pytest
 from stream.audio.wavfile import read_wav
 from stream.cli.simulate import stream_call
 from stream.delivery.mqtt import topic_for
-from tests.conftest import FIXTURES, RunningService, standing_warnings, start_service, stop_service
-from tests.test_mqtt import (
+from tests.brokers import (
     MOSQUITTO,
     SHARED_PORT,
     PrivateBroker,
-    _shared_broker_up,
     collecting,
+    shared_broker_up,
 )
+from tests.fakes import FIXTURES
+from tests.service import RunningService, standing_warnings, start_service, stop_service
 
 pytestmark = pytest.mark.model
 
@@ -94,7 +95,7 @@ async def _retained_state(port: int, topic: str, timeout: float = 20.0) -> dict[
 async def test_every_event_reaches_mqtt_in_order(tmp_path: Path) -> None:
     tenant, call_id = f"t{uuid.uuid4().hex[:8]}", f"mq-{uuid.uuid4().hex[:8]}"
     private: PrivateBroker | None = None
-    if _shared_broker_up():
+    if shared_broker_up():
         port = SHARED_PORT
     else:  # this machine has no broker on 1883: bring our own
         _need_mosquitto()

@@ -28,7 +28,8 @@ from playwright.async_api import Browser, Page
 from stream.audio.wavfile import read_wav
 from stream.auth import Role, issue_token
 from stream.cli.simulate import stream_call
-from tests.conftest import FIXTURES, RunningService, load_script, standing_warnings
+from tests.fakes import FIXTURES, load_script
+from tests.service import RunningService, standing_warnings
 
 pytestmark = pytest.mark.model
 

@@ -14,93 +14,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from assist.playbook import (
+    SIGNAL_IDS,
+    STAGE_IDS,
     PlaybookError,
     check_playbook,
     default_playbook_dir,
     load_playbook,
     playbook_version,
 )
-from assist.playbook_content import RULE_IDS, SIGNAL_IDS, STAGE_IDS, fill_slots
-
-
-def _texts(prefix: str, n: int) -> dict[str, list[str]]:
-    return {
-        "zh": [f"{prefix}中文例句第{i}句" for i in range(n)],
-        "en": [f"{prefix} english sentence {i}" for i in range(n)],
-    }
-
-
-def _line(ident: str, **extra: Any) -> dict[str, Any]:
-    return {"id": ident, "text": {"zh": f"建议{ident}", "en": f"suggestion {ident}"}, **extra}
-
-
-def synthetic() -> dict[str, Any]:
-    """A minimal valid playbook: every id, exactly the minimum counts."""
-    rules = []
-    for i, rid in enumerate(RULE_IDS):
-        rules.append(
-            {
-                "id": rid,
-                "severity": "critical" if i < 5 else "major",
-                "why": {"zh": f"原因{i}", "en": f"why {i}"},
-                "grounding": "FDCPA",
-                "patterns": {"zh": [f"违规词{i}号"], "en": [rf"\bbadword{i}\b"]},
-                "negations": {"zh": ["不会"], "en": [r"\bwon't\b"]},
-                "violations": {
-                    "zh": [f"你这个违规词{i}号第{k}次" for k in range(15)],
-                    "en": [f"you badword{i} number {k}" for k in range(15)],
-                },
-                "lookalikes": _texts(f"lookalike {rid}", 10),
-                "rephrase": {"zh": f"改说{i}", "en": f"say {i} instead"},
-            }
-        )
-    return {
-        "playbook.yaml": {
-            "version": "t1",
-            "name": "synthetic",
-            "languages": ["zh", "en"],
-            "defaults": {
-                "company": {"zh": "测试公司", "en": "Test Co"},
-                "agent_name": {"zh": "小王", "en": "Sam"},
-            },
-            "hotwords": {"zh": ["还款", "分期"], "en": ["instalment"]},
-        },
-        "stages.yaml": {
-            "stages": [
-                {
-                    "id": sid,
-                    "goal": {"zh": f"目标{sid}", "en": f"goal {sid}"},
-                    "examples": _texts(f"stage {sid}", 10),
-                    "suggestions": [_line(f"{sid}_{k}", needs_identity=k > 0) for k in range(5)],
-                }
-                for sid in STAGE_IDS
-            ]
-        },
-        "signals.yaml": {
-            "signals": [
-                {
-                    "id": gid,
-                    "meaning": {"zh": f"含义{gid}", "en": f"meaning {gid}"},
-                    "examples": _texts(f"signal {gid}", 10),
-                    "responses": [_line(f"sig_{gid}_{k}", after_signals=[gid]) for k in range(2)],
-                }
-                for gid in SIGNAL_IDS
-            ]
-        },
-        "rules.yaml": {"rules": rules},
-    }
-
-
-def write(folder: Path, data: dict[str, Any]) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, content in data.items():
-        (folder / name).write_text(
-            yaml.safe_dump(content, allow_unicode=True, sort_keys=False), encoding="utf-8"
-        )
-    return folder
+from assist.playbook_content import fill_slots
+from tests.fakes import synthetic, write
 
 
 def errors_for(tmp_path: Path, mutate: Any) -> list[str]:

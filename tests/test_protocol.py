@@ -16,7 +16,7 @@ from stream.ingest.native import IngestProtocol, ProtocolEvent, State
 from stream.ingest.refusal import close_reason
 from stream.live.session import CallParams
 from stream.settings import LimitSettings
-from tests.test_codecs import read_pcm_wav, read_wav_chunks
+from tests.fakes import read_pcm_wav, read_wav_chunks
 
 FIXTURES = Path(__file__).parent / "fixtures"
 LIMITS = LimitSettings()

@@ -42,7 +42,7 @@ from stream.cli.main import main
 from stream.settings import load_settings
 from stream.store import Store, open_store
 from stream.web.review import review_format, review_response
-from tests.conftest import load_script
+from tests.fakes import load_script
 
 CALL = "dev_zh_02"
 CALL_ID = "review-zh-02"
@@ -184,7 +184,7 @@ async def test_review_route_renders_in_chromium(browser: Browser, store_url: str
     service = SimpleNamespace(store=store, settings=load_settings())
 
     async def handler(request: web.Request) -> web.Response:
-        return await review_response(service, request.match_info["call_id"], review_format(request))
+        return await review_response(service.store, request.match_info["call_id"], review_format(request))
 
     app = web.Application()
     app.router.add_get("/v1/calls/{call_id}/review", handler)

@@ -275,7 +275,7 @@ async def review_client(store: Store | None, masking: bool = True) -> TestClient
     service = SimpleNamespace(store=store, settings=settings)
 
     async def handler(request: web.Request) -> web.Response:
-        return await review_response(service, request.match_info["call_id"], review_format(request))
+        return await review_response(service.store, request.match_info["call_id"], review_format(request))
 
     app = web.Application()
     app.router.add_get("/v1/calls/{call_id}/review", handler)
@@ -334,9 +334,9 @@ async def test_review_route_without_store_or_with_a_broken_one(sqlite_store: str
 async def test_review_route_direct_call_rejects_unknown_format(sqlite_store: str) -> None:
     store = open_store(sqlite_store)
     try:
-        resp = await review_response(SimpleNamespace(store=store), "call-a", "xml")
+        resp = await review_response(store, "call-a", "xml")
         assert resp.status == 400
-        resp = await review_response(SimpleNamespace(store=store), "call-a", "json")
+        resp = await review_response(store, "call-a", "json")
         assert resp.status == 200, "a service without settings masks by default"
     finally:
         store.close()

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -20,52 +19,11 @@ import numpy as np
 import pytest
 from aiohttp import web
 
-from stream.asr.base import AsrRequest, AsrResult
 from stream.audio.codecs import encode_mulaw
 from stream.live.pipeline import AsrPlan, SharedModels
 from stream.settings import load_settings
 from stream.web.server import Service
-
-RATE = 16000
-
-
-@dataclass
-class FakeTranscriber:
-    """Says how long each utterance was, so tests can check what audio reached 'Whisper'."""
-
-    name: str = "fake"
-    delay_s: float = 0.01
-    seen: list[float] = field(default_factory=list)
-
-    def transcribe(self, request: AsrRequest) -> AsrResult:
-        time.sleep(self.delay_s)
-        seconds = len(request.audio) / RATE
-        if not request.partial:
-            self.seen.append(seconds)
-        return AsrResult(
-            text=f"utterance of {seconds:.1f} seconds", no_speech_prob=0.0, avg_logprob=-0.1, compute_ms=1.0
-        )
-
-
-def tone(seconds: float, rate: int = RATE, amp: float = 0.2) -> np.ndarray:
-    t = np.arange(int(seconds * rate)) / rate
-    return (amp * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
-
-
-def silence(seconds: float, rate: int = RATE) -> np.ndarray:
-    return np.zeros(int(seconds * rate), dtype=np.float32)
-
-
-def pcm16(audio: np.ndarray) -> bytes:
-    return (np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes()
-
-
-def stereo(agent: np.ndarray, customer: np.ndarray) -> np.ndarray:
-    n = max(len(agent), len(customer))
-    out = np.zeros((n, 2), dtype=np.float32)
-    out[: len(agent), 0] = agent
-    out[: len(customer), 1] = customer
-    return out.reshape(-1)
+from tests.fakes import FakeTranscriber, pcm16, send_audio, silence, start_frame, stereo, tone
 
 
 @dataclass
@@ -100,20 +58,6 @@ async def server() -> AsyncIterator[Server]:
     await runner.cleanup()
 
 
-def start_frame(call_id: str, **over: Any) -> str:
-    msg = {
-        "type": "start",
-        "call_id": call_id,
-        "language": "en",
-        "sample_rate": 16000,
-        "encoding": "pcm_s16le",
-        "channels": ["agent", "customer"],
-        "metadata": {"agent_name": "Ann"},
-    }
-    msg.update(over)
-    return json.dumps(msg)
-
-
 async def collect(
     http: aiohttp.ClientSession, url: str, call_id: str, since: int = 0
 ) -> list[dict[str, Any]]:
@@ -126,11 +70,6 @@ async def collect(
             if events[-1]["type"] == "call.ended":
                 break
     return events
-
-
-async def send_audio(ws: aiohttp.ClientWebSocketResponse, data: bytes, frame: int = 3200) -> None:
-    for i in range(0, len(data), frame):
-        await ws.send_bytes(data[i : i + frame])
 
 
 async def expect_rejection(ws: aiohttp.ClientWebSocketResponse) -> tuple[dict[str, Any], int | None]:

@@ -28,7 +28,8 @@ import pytest
 from stream.audio.wavfile import read_wav
 from stream.cli.simulate import ReceivedEvent, stream_call
 from stream.store import open_store
-from tests.conftest import FIXTURES, start_service, stop_service
+from tests.fakes import FIXTURES
+from tests.service import start_service, stop_service
 
 pytestmark = pytest.mark.model
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -12,10 +11,10 @@ from assist.encoders import cached_encode
 from assist.engine import resolve_language
 from stream.live.caches import DiskArrayCache
 from stream.live.encoders import make_encoder
-from tests.test_compliance import pytestmark as _compliance_marks
-from tests.test_compliance import shared_engine
+from tests.engines import GUIDANCE_MARKS, shared_engine
+from tests.fakes import CountingEncoder
 
-pytestmark = _compliance_marks
+pytestmark = GUIDANCE_MARKS
 
 SIGNAL_CASES = [
     ("confirm_identity", "zh", "对，我就是李伟本人。"),
@@ -93,19 +92,6 @@ def test_language_follows_the_script() -> None:
 
 
 # --------------------------------------------------------------------------- encoders and the cache
-
-
-class CountingEncoder:
-    name = "counting/test"
-
-    def __init__(self) -> None:
-        self.calls = 0
-
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
-        self.calls += 1
-        rng = np.random.default_rng(len(texts))
-        x = rng.normal(size=(len(texts), 8)).astype(np.float32)
-        return np.asarray(x / np.linalg.norm(x, axis=1, keepdims=True), dtype=np.float32)
 
 
 def test_exemplar_cache_is_computed_once_per_version(tmp_path: Path) -> None:

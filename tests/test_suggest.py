@@ -21,7 +21,7 @@ from assist.suggest import (
     note_agent_stage,
     note_signals,
 )
-from tests.test_playbook import synthetic, write
+from tests.fakes import synthetic, write
 
 METADATA = {
     "customer_name": "赵丽萍",

@@ -28,7 +28,7 @@ from stream.settings import load_settings
 from stream.store import open_store
 from stream.web.pages import MAX_SUMMARY_RATE_HZ, startup_lines
 from stream.web.server import Service
-from tests.test_server_ingest import FakeTranscriber, pcm16, send_audio, silence, start_frame, stereo, tone
+from tests.fakes import FakeTranscriber, pcm16, send_audio, silence, start_frame, stereo, tone
 
 TENANT = "acme"
 CALL = "call-a"  # exists (ended), sent by connector-a

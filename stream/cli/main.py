@@ -210,7 +210,7 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
 
 # -- models ------------------------------------------------------------------
 def cmd_models(args: argparse.Namespace) -> int:
-    from stream.asr.models import run_export_command, run_models_command
+    from stream.asr.commands import run_export_command, run_models_command
 
     settings = _settings(args)
     cache = settings.model_cache_dir()

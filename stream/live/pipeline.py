@@ -49,9 +49,11 @@ class AsrPlan:
 
 
 def playbook_dir(settings: Settings) -> Path:
+    from assist.playbook import default_playbook_dir
+
     if settings.playbook:
         return Path(settings.playbook)
-    return Path(__file__).resolve().parents[2] / "prompts"
+    return default_playbook_dir()
 
 
 def load_transcriber(settings: Settings) -> Transcriber:

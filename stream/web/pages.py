@@ -17,16 +17,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import html
-import importlib
 import json
 import logging
 import math
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSCloseCode, hdrs, web
 
@@ -34,11 +33,12 @@ from assist.events import CallEnded, ComplianceRetracted, ComplianceWarning, Eve
 from stream.auth import AuthError, Role, issue_token
 from stream.ingest.refusal import http_refusal
 from stream.settings import Settings
-from stream.web.access import drain_client, refuse_websocket
+from stream.store import Store
+from stream.web.access import Gate, drain_client, refuse_websocket
+from stream.web.review import review_response
 
 if TYPE_CHECKING:
     from stream.live.session import CallSession
-    from stream.web.server import Service
 
 log = logging.getLogger(__name__)
 
@@ -289,16 +289,13 @@ class LiveFeed:
 # -- routes ------------------------------------------------------------------------------------------
 
 
-ReviewResponder = Callable[["Service", str, str], Awaitable[web.Response]]
-
-
 class WebRoutes:
     """Handlers for the pages, the supervisor feed and the review route of one service."""
 
-    def __init__(self, service: Service) -> None:
-        self.service = service
-        self.gate = service.gate
-        self.feed = service.live
+    def __init__(self, gate: Gate, feed: LiveFeed, store: Store | None) -> None:
+        self.gate = gate
+        self.feed = feed
+        self.store = store
         self._pages = {name: (STATIC_DIR / name).read_bytes() for name in ("overlay.html", "supervisor.html")}
 
     def register(self, app: web.Application) -> None:
@@ -369,26 +366,7 @@ class WebRoutes:
         fmt = request.query.get("format", "html")
         if fmt not in REVIEW_FORMATS:
             raise web.HTTPBadRequest(text=f"format must be one of {', '.join(REVIEW_FORMATS)}")
-        responder = _review_responder()
-        if responder is None:
-            raise web.HTTPNotImplemented(text="post-call review is not available in this build")
-        return await responder(self.service, call_id, fmt)
-
-
-def _review_responder() -> ReviewResponder | None:
-    """``stream.web.review.review_response``, imported on first use.
-
-    Lazy so the service runs (and the rest of the routes work) in a build without the
-    review module; imported by name so type checking does not depend on it either.
-    """
-    try:
-        module = importlib.import_module("stream.web.review")
-    except ModuleNotFoundError as exc:
-        if exc.name != "stream.web.review":
-            raise
-        return None
-    responder = getattr(module, "review_response", None)
-    return cast(ReviewResponder, responder) if callable(responder) else None
+        return await review_response(self.store, call_id, fmt)
 
 
 def refusal_page(err: AuthError) -> web.Response:

@@ -24,6 +24,7 @@ from typing import Any
 from aiohttp import web
 
 from assist.review import Report, build_report, render_html
+from stream.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +49,8 @@ def review_format(request: web.Request) -> str:
     return fmt
 
 
-async def review_response(service: Any, call_id: str, fmt: str) -> web.Response:
-    """The review of ``call_id`` from ``service.store`` (``fmt``: "html" or "json").
+async def review_response(store: Store | None, call_id: str, fmt: str) -> web.Response:
+    """The review of ``call_id`` from the call store (``fmt``: "html" or "json").
 
     404 for an unknown call, 503 when the service has no store or the store fails, 400 for a bad
     ``fmt``; the caller has already checked access.
@@ -58,7 +59,6 @@ async def review_response(service: Any, call_id: str, fmt: str) -> web.Response:
         return web.Response(
             status=400, text=f"format must be one of {', '.join(REVIEW_FORMATS)}", headers=_HEADERS
         )
-    store = getattr(service, "store", None)
     if store is None:
         return web.Response(
             status=503, text="this service keeps no call store, so there are no reviews", headers=_HEADERS

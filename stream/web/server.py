@@ -96,7 +96,7 @@ class Service:
         app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/v1/calls", self.list_calls)
         app.router.add_get("/v1/calls/{call_id}/events", self.call_events)
-        WebRoutes(self).register(app)
+        WebRoutes(self.gate, self.live, self.store).register(app)
         register_routes(app, self)  # /v1/ingest and the telephony adapters (docs/telephony.md)
         app.on_startup.append(self._on_startup)
         app.on_shutdown.append(self._on_shutdown)

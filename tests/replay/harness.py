@@ -16,8 +16,7 @@ import contextlib
 import functools
 import json
 import time
-import zlib
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,37 +31,21 @@ from stream.asr.base import AsrRequest, AsrResult
 from stream.audio.resample import StreamResampler
 from stream.cli.wsclient import open_ws
 from stream.ingest.audiosocket import AudioSocketServer
+from stream.live.caches import DiskArrayCache
 from stream.live.pipeline import AsrPlan, SharedModels
 from stream.settings import load_settings
 from stream.web.server import Service
+from tests.fakes import DurationTranscriber as DurationTranscriber  # re-exported for the adapter tests
+from tests.fakes import HashEncoder, engine_cache_dir
 from tests.replay.fixture import FixtureCall
 
 RATE = 16000
 TEST_SECRET = b"adapter-tests-secret-0123456789ab"
 
 
-class HashEncoder:
-    """Character-trigram hashing: a deterministic, instant stand-in for USE (similarity is crude;
-    the playbook's patterns, which carry the labelled rules, do not depend on it)."""
-
-    name = "test-trigram-hash"
-    dim = 256
-
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        for i, text in enumerate(texts):
-            s = f"  {text.lower()}  "
-            for j in range(len(s) - 2):
-                out[i, zlib.crc32(s[j : j + 3].encode()) % self.dim] += 1.0
-        norms = np.linalg.norm(out, axis=1, keepdims=True)
-        norms[norms == 0] = 1.0
-        normalised: np.ndarray = out / norms
-        return normalised
-
-
 @functools.cache
 def test_engine() -> GuidanceEngine:
-    return GuidanceEngine(load_playbook(), HashEncoder())
+    return GuidanceEngine(load_playbook(), HashEncoder(), cache=DiskArrayCache(engine_cache_dir()))
 
 
 def reference_legs(call: FixtureCall) -> dict[str, np.ndarray]:
@@ -262,22 +245,6 @@ def outcome(events: list[dict[str, Any]]) -> Outcome:
 
 
 # -- simple audio for the protocol tests ---------------------------------------------------------
-
-
-@dataclass
-class DurationTranscriber:
-    """Says how long each utterance was (as tests/test_server_ingest.py), so tests see what audio arrived."""
-
-    name: str = "duration"
-    seen: list[float] = field(default_factory=list)
-
-    def transcribe(self, request: AsrRequest) -> AsrResult:
-        seconds = len(request.audio) / RATE
-        if not request.partial:
-            self.seen.append(seconds)
-        return AsrResult(
-            text=f"utterance of {seconds:.1f} seconds", no_speech_prob=0.0, avg_logprob=-0.1, compute_ms=1.0
-        )
 
 
 def tone(seconds: float, rate: int = 8000, amp: float = 0.2) -> np.ndarray:
