@@ -323,7 +323,7 @@ class CallGuide:
             out.append(StageChanged(result.stage, result.previous_stage, result.confidence, utterance_id))
         out.extend(self._warning(f, utterance_id, partial=False) for f in result.findings)
         out.extend(CustomerSignal(utterance_id, h.signal, h.score, h.quote) for h in result.signals)
-        items = tuple(SuggestionItem(p.text, p.reason, p.score) for p in result.suggestions)
+        items = tuple(SuggestionItem(p.text, p.reason, p.score, p.source) for p in result.suggestions)
         out.append(Suggestion(utterance_id, st.stage, items))
         return out
 

@@ -48,6 +48,7 @@ SIGNAL_FLOW: Mapping[str, tuple[str, ...]] = {
 # These restrict the whole rest of the call (third party: until the borrower confirms).
 STICKY_SIGNALS: frozenset[str] = frozenset({"third_party", "lawyer", "cease_contact"})
 
+PARTY_SOURCE = "party:third_party"
 RESPONSE_SCORE = 1.0
 FLOW_TAGGED_SCORE = 0.9
 FLOW_SCORE = 0.8
@@ -150,6 +151,10 @@ class Pick:
     text: str
     reason: str
     score: float
+    # Why the line is on the panel, machine-readable: "signal:<id>" (answers that customer
+    # signal), "party:third_party" (someone else is on the line), "stage:<id>" (the call's
+    # stage), "next:<id>" (the stage after it).
+    source: str = ""
 
 
 def call_slots(playbook: Playbook, language: str, metadata: Mapping[str, Any]) -> dict[str, str]:
@@ -208,28 +213,29 @@ class Suggester:
     def _goal(self, stage_id: str, language: str) -> str:
         return STAGE_LABELS.get(language, STAGE_LABELS["en"]).get(stage_id, stage_id)
 
-    def candidates(self, state: CallState) -> list[tuple[Line, float, str]]:
-        """(line, score, reason) before filtering, best first within each source."""
+    def candidates(self, state: CallState) -> list[tuple[Line, float, str, str]]:
+        """(line, score, reason, source) before filtering, best first within each source."""
         lang = state.language
-        out: list[tuple[Line, float, str]] = []
+        out: list[tuple[Line, float, str, str]] = []
         active = state.active_signal
         restrict = next((s for s in SIGNAL_PRIORITY if s in state.sticky), None)
 
-        def add_signal_lines(sig: str, base: float) -> None:
+        def add_signal_lines(sig: str, base: float, source: str | None = None) -> None:
             try:
                 responses = self.playbook.signal(sig).responses
             except KeyError:
                 return
             reason = self._reason(lang, sig)
+            source = source or f"signal:{sig}"
             for i, line in enumerate(responses):
-                out.append((line, base - i * ORDER_PENALTY, reason))
+                out.append((line, base - i * ORDER_PENALTY, reason, source))
             for st in self.playbook.stages:
                 for i, line in enumerate(st.suggestions):
                     if sig in line.after_signals:
-                        out.append((line, FLOW_TAGGED_SCORE - i * ORDER_PENALTY, reason))
+                        out.append((line, FLOW_TAGGED_SCORE - i * ORDER_PENALTY, reason, source))
 
         if restrict is not None:
-            add_signal_lines(restrict, RESPONSE_SCORE)
+            add_signal_lines(restrict, RESPONSE_SCORE, PARTY_SOURCE if restrict == "third_party" else None)
             return out
         if active is not None:
             add_signal_lines(active, FADED_RESPONSE_SCORE if state.flow_done else RESPONSE_SCORE)
@@ -240,20 +246,20 @@ class Suggester:
                 reason = self._reason(lang, "flow", signal=label, goal=self._goal(step, lang))
                 for i, line in enumerate(self._stage_lines(step)):
                     score = FLOW_TAGGED_SCORE if active in line.after_signals else FLOW_SCORE
-                    out.append((line, score - i * ORDER_PENALTY, reason))
+                    out.append((line, score - i * ORDER_PENALTY, reason, f"signal:{active}"))
                 break
         current = state.stage or self.stage_order[0]
         reason = self._reason(lang, "stage", stage=current, goal=self._goal(current, lang))
         for i, line in enumerate(self._stage_lines(current)):
             score = STAGE_TAGGED_SCORE if active is not None and active in line.after_signals else STAGE_SCORE
-            out.append((line, score - i * ORDER_PENALTY, reason))
+            out.append((line, score - i * ORDER_PENALTY, reason, f"stage:{current}"))
         if current in self.stage_order:
             idx = self.stage_order.index(current)
             if idx + 1 < len(self.stage_order):
                 nxt = self.stage_order[idx + 1]
                 reason = self._reason(lang, "next", stage=nxt, goal=self._goal(nxt, lang))
                 for i, line in enumerate(self._stage_lines(nxt)):
-                    out.append((line, NEXT_STAGE_SCORE - i * ORDER_PENALTY, reason))
+                    out.append((line, NEXT_STAGE_SCORE - i * ORDER_PENALTY, reason, f"next:{nxt}"))
         return out
 
     def _stage_lines(self, stage_id: str) -> tuple[Line, ...]:
@@ -269,7 +275,7 @@ class Suggester:
         seen_ids: set[str] = set()
         seen_texts: set[str] = set()
         ranked = sorted(self.candidates(state), key=lambda c: -c[1])
-        for line, score, reason in ranked:
+        for line, score, reason, source in ranked:
             if line.id in seen_ids or line.id in self.excluded:
                 continue
             seen_ids.add(line.id)
@@ -291,7 +297,7 @@ class Suggester:
             seen_texts.add(text)
             if not state.identity_confirmed and line.needs_identity is False and state.active_signal is None:
                 reason = self._reason(lang, "no_identity") if line.source != "stage:opening" else reason
-            picks.append(Pick(line, text, reason, round(max(0.0, score), 3)))
+            picks.append(Pick(line, text, reason, round(max(0.0, score), 3), source))
             if len(picks) >= MAX_SUGGESTIONS:
                 break
         for p in picks:
