@@ -44,7 +44,7 @@ from assist.linemodel import (
 )
 from assist.patterns import Finding
 from assist.playbook_content import SAMPLE_SLOT_VALUES, Playbook, fill_slots
-from assist.signals import SignalDetector, SignalHit
+from assist.signals import SignalDetector, SignalHit, TurnContext, read_in_context
 from assist.stages import NO_STAGE, StageClassifier
 from assist.suggest import CallState, Pick, Suggester, call_slots, note_agent_stage, note_signals
 from assist.thresholds import Thresholds
@@ -293,8 +293,12 @@ class CallGuide:
             if AGENT_CONFIRMS_IDENTITY.search(text) and not st.third_party_answered:
                 st.identity_confirmed = True
             note_agent_stage(st, stage)
+            st.last_agent_line = text
         else:
-            signals = tuple(self.engine.judge_customer(text, lang))
+            context = TurnContext(
+                st.last_agent_line, st.third_party_answered, st.identity_confirmed, st.active_signal
+            )
+            signals = tuple(read_in_context(self.engine.judge_customer(text, lang), text, lang, context))
             note_signals(st, [h.signal for h in signals])
         previous = st.stage
         changed = (

@@ -42,6 +42,7 @@ sys.path.insert(0, str(ROOT))
 
 from assist.engine import GuidanceEngine, TurnResult  # noqa: E402
 from assist.playbook import load_playbook  # noqa: E402
+from assist.suggest import handles  # noqa: E402
 from stream.live.caches import DiskArrayCache  # noqa: E402
 from stream.live.encoders import make_encoder  # noqa: E402
 
@@ -59,13 +60,6 @@ COMPATIBLE: Mapping[str, frozenset[str]] = {
     "lawyer": frozenset({"cease_contact", "hostile", "dispute"}),
     "hostile": frozenset({"cease_contact", "dispute"}),
 }
-
-
-def handles(source: str, signal: str) -> bool:
-    """Whether a suggestion shown for ``source`` answers a customer ``signal``."""
-    if signal == "third_party" and source == "party:third_party":
-        return True
-    return source == f"signal:{signal}"
 
 
 COUNTS = ("turns", "right", "labelled", "labelled_right", "signalled", "handled", "events", "empty")
