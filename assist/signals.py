@@ -314,7 +314,7 @@ SELF_NAME: Mapping[str, re.Pattern[str]] = {
         r"^(喂[，,。]?\s*)?(你好[，,。]?\s*)?我(就)?是(?![他她你我])[\u4e00-\u9fff]{2,3}[。！!]?$"
     ),
     "en": re.compile(
-        r"^((hi|hello|hey|yes|yeah)[,.! ]+)?(this is|it's|it is) (?!(his|her|my|the)\b)[A-Z][a-z]+\b"
+        r"^(?i:((hi|hello|hey|yes|yeah)[,.! ]+)?(this is|it's|it is) (?!(his|her|my|the)\b))[A-Z][a-z]+\b"
     ),
 }
 # A relative going to fetch the borrower.
@@ -325,6 +325,12 @@ FETCHING: Mapping[str, re.Pattern[str]] = {
         r"(he|she)('s| is) (coming|here|right here)|(he|she) just (walked|came) in",
         flags=_I,
     ),
+}
+# A question about what happens if the check goes one way or the other: in an open dispute, it is
+# still about the dispute ("那要是你们查了半天，还说没收到呢？").
+WHAT_IF: Mapping[str, re.Pattern[str]] = {
+    "zh": _any(r"要是|如果|万一|假如"),
+    "en": _any(r"\bwhat (happens )?if\b|\bwhat about if\b|\band if\b", flags=_I),
 }
 # Short turns only: a long one says more than yes.
 SHORT_REPLY_CHARS = {"zh": 14, "en": 60}
@@ -408,6 +414,9 @@ def read_in_context(
         and matches(FETCHING, said)
     ):
         add("third_party")
-    if context.last_signal == "dispute" and not out and said.endswith(("?", "？")):
-        add("dispute")  # a question about the check that is under way keeps the dispute open
+    if context.last_signal == "dispute" and matches(WHAT_IF, said) and said.endswith(("?", "？")):
+        # A question about the check under way keeps the dispute open: it is no promise or plan
+        # ("查了半天，还说..." has a promise's words), and what similarity alone read into it goes.
+        out = {sid: h for sid, h in out.items() if kw(sid) and sid not in ("promise_to_pay", "request_plan")}
+        add("dispute")
     return sorted(out.values(), key=lambda h: -h.score)
