@@ -44,7 +44,8 @@ from assist.linemodel import (
 )
 from assist.patterns import Finding
 from assist.playbook_content import SAMPLE_SLOT_VALUES, Playbook, fill_slots
-from assist.signals import SignalDetector, SignalHit, TurnContext, read_in_context
+from assist.signal_context import TurnContext, read_in_context
+from assist.signals import SignalDetector, SignalHit
 from assist.stages import NO_STAGE, StageClassifier
 from assist.suggest import CallState, Pick, Suggester, call_slots, note_agent_stage, note_signals
 from assist.thresholds import Thresholds
@@ -296,7 +297,11 @@ class CallGuide:
             st.last_agent_line = text
         else:
             context = TurnContext(
-                st.last_agent_line, st.third_party_answered, st.identity_confirmed, st.active_signal
+                st.last_agent_line,
+                st.third_party_answered,
+                st.identity_confirmed,
+                st.active_signal,
+                frozenset(st.signals_seen),
             )
             signals = tuple(read_in_context(self.engine.judge_customer(text, lang), text, lang, context))
             note_signals(st, [h.signal for h in signals])

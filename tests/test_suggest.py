@@ -12,7 +12,8 @@ import pytest
 
 from assist.playbook import default_playbook_dir, load_playbook
 from assist.playbook_content import Playbook
-from assist.signals import SignalHit, TurnContext, read_in_context
+from assist.signal_context import TurnContext, read_in_context
+from assist.signals import SignalHit
 from assist.suggest import (
     MAX_SUGGESTIONS,
     NO_REPEAT_TURNS,
