@@ -12,7 +12,17 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from assist.signals import IGNORECASE, SIGNAL_KEYWORDS, SignalHit, any_of
+from assist.signals import IGNORECASE, SIGNAL_KEYWORDS, SignalHit
+
+
+def cues(zh: str | tuple[str, ...], en: str | tuple[str, ...]) -> Mapping[str, re.Pattern[str]]:
+    """One pattern per language from alternatives; English ignores case."""
+
+    def join(alts: str | tuple[str, ...]) -> str:
+        return alts if isinstance(alts, str) else "|".join(alts)
+
+    return {"zh": re.compile(join(zh)), "en": re.compile(join(en), IGNORECASE)}
+
 
 # everything after "am I speaking with Tom Becker?"; a turn is judged with the agent line before it
 # and the call state (who is on the line, what the customer last signalled).
@@ -24,31 +34,27 @@ _NUM_EN = (
 )
 _MONTHS_EN = r"\b(january|february|march|april|may|june|july|august|september|october|november|december)\b"
 # Agent lines that ask who is on the line, or for a detail that proves it.
-ASKS_IDENTITY: Mapping[str, re.Pattern[str]] = {
-    "zh": any_of(
+ASKS_IDENTITY = cues(
+    zh=(
         r"请问.{0,12}(吗|本人)|是.{1,8}(先生|女士|本人)吗|(身份证|证件).{0,8}(后四位|号码|尾号)|后四位|尾号",
         r"出生(日期|年月)|核(对|实)一下",
     ),
-    "en": any_of(
+    en=(
         r"am i speaking (with|to)|may i speak (with|to)|is this \w+|speaking with \w+",
         r"date of birth|last (four|4)",
         r"zip|confirm your (name|identity|address|birth|social)|is \w+ (there|available|home|in)",
         r"(can|could) i speak (with|to)|is that you",
-        flags=IGNORECASE,
     ),
-}
+)
 # Agent lines that put an option to the customer and ask for a yes.
-OFFERS: Mapping[str, re.Pattern[str]] = {
-    "zh": any_of(
-        r"(可以吗|行吗|您看(行|可以|怎么样|如何|呢)|好不好|能接受吗|合适吗|行不行|可不可以)[？?。]?\s*$",
-    ),
-    "en": any_of(
+OFFERS = cues(
+    zh=r"(可以吗|行吗|您看(行|可以|怎么样|如何|呢)|好不好|能接受吗|合适吗|行不行|可不可以)[？?。]?\s*$",
+    en=(
         r"(would|does|will) (that|this|it) work|how does (that|this) sound|can you do that",
         r"is that (ok|okay|alright)",
         r"would you (be able|agree|like to)|shall we|sound (ok|okay|good)\?",
-        flags=IGNORECASE,
     ),
-}
+)
 # A bare yes / okay, nothing else said.
 AFFIRMS: Mapping[str, re.Pattern[str]] = {
     "zh": re.compile(
@@ -77,43 +83,35 @@ SELF_NAME: Mapping[str, re.Pattern[str]] = {
     ),
 }
 # A relative going to fetch the borrower.
-FETCHING: Mapping[str, re.Pattern[str]] = {
-    "zh": any_of(r"稍等|等一下|等会|等一会|我去叫|叫(他|她)|(他|她).{0,4}回来了|来接"),
-    "en": any_of(
+FETCHING = cues(
+    zh=r"稍等|等一下|等会|等一会|我去叫|叫(他|她)|(他|她).{0,4}回来了|来接",
+    en=(
         r"let me get (him|her)|hang on|hold on|i'?ll get (him|her)|one (sec|second|moment|minute)",
         r"(he|she)('s| is) (coming|here|right here)|(he|she) just (walked|came) in",
-        flags=IGNORECASE,
     ),
-}
+)
 # A question about what happens if the check goes one way or the other: in an open dispute, it is
 # still about the dispute ("那要是你们查了半天，还说没收到呢？").
-WHAT_IF: Mapping[str, re.Pattern[str]] = {
-    "zh": any_of(r"要是|如果|万一|假如"),
-    "en": any_of(r"\bwhat (happens )?if\b|\bwhat about if\b|\band if\b", flags=IGNORECASE),
-}
+WHAT_IF = cues(
+    zh=r"要是|如果|万一|假如",
+    en=r"\bwhat (happens )?if\b|\bwhat about if\b|\band if\b",
+)
 # Agent lines asking for contact details, and for how someone is.
-ASKS_DETAILS: Mapping[str, re.Pattern[str]] = {
-    "zh": any_of(r"(姓名|名字|联系|电话|号码|地址|邮箱).{0,8}(联系电话|联系方式|电话|号码|地址|邮箱)"),
-    "en": any_of(
-        r"(name|phone|number|address|email|contact)\b.{0,20}\b(number|address|email|details)\b",
-        flags=IGNORECASE,
-    ),
-}
-ASKS_WELLBEING: Mapping[str, re.Pattern[str]] = {
-    "zh": any_of(r"(好些|好点|好一点|怎么样|还好)了?吗"),
-    "en": any_of(
-        r"(doing|feeling|getting) better|how is (he|she|your)|how are (you|they) (doing|holding up)",
-        flags=IGNORECASE,
-    ),
-}
-RECOVERED: Mapping[str, re.Pattern[str]] = {
-    "zh": any_of(r"^(嗯|哦)?[，,]?(好多了|好些了|好点了|没事了|已经好了|恢复)"),
-    "en": any_of(
+ASKS_DETAILS = cues(
+    zh=r"(姓名|名字|联系|电话|号码|地址|邮箱).{0,8}(联系电话|联系方式|电话|号码|地址|邮箱)",
+    en=r"(name|phone|number|address|email|contact)\b.{0,20}\b(number|address|email|details)\b",
+)
+ASKS_WELLBEING = cues(
+    zh=r"(好些|好点|好一点|怎么样|还好)了?吗",
+    en=r"(doing|feeling|getting) better|how is (he|she|your)|how are (you|they) (doing|holding up)",
+)
+RECOVERED = cues(
+    zh=r"^(嗯|哦)?[，,]?(好多了|好些了|好点了|没事了|已经好了|恢复)",
+    en=(
         r"^((yes|yeah|oh)[, ]+)?(much |a lot |a bit )?better",
         r"^(he|she|they)('s| is| are) (doing )?(better|fine|ok)",
-        flags=IGNORECASE,
     ),
-}
+)
 # Short turns only: a long one says more than yes.
 SHORT_REPLY_CHARS = {"zh": 14, "en": 60}
 # When both signals of a pair are given and only one's keyword is in the text, the other goes:
