@@ -1,13 +1,17 @@
 """Guidance in call context: labelled calls' reference turns through one CallGuide per call.
 
-    .venv/bin/python bench/conversation.py                       # fixtures, tune, test
+    .venv/bin/python bench/conversation.py                       # fixtures, tune, test, fresh
     .venv/bin/python bench/conversation.py --sets test --errors  # list what went wrong
 
 Each call's turns go through ``CallGuide.judge_final`` in order, exactly as
 ``callassist analyze-text`` does with a shared ``call``, so identity, signals and
 shown lines build up as in a live call.  Sets: ``fixtures`` = the five scripted
-calls in /work/shared/calls (or $CALLASSIST_CALLS); ``tune`` / ``test`` = the calls of
-bench/data/conversation_calls.jsonl with that ``split``.
+calls in /work/shared/calls (or $CALLASSIST_CALLS); ``tune`` / ``test`` / ``fresh`` = the calls
+of bench/data/conversation_calls.jsonl with that ``split``.  Those calls are our own material
+(written for this bench, fictitious names and amounts; each says so in its ``source``).  The
+context rules were written looking at ``fixtures`` and ``tune`` errors, and also at the first
+run's ``test`` errors, so ``test`` is no longer fully held out; ``fresh`` was written after the
+rules were set and nothing was changed for it.
 
 Reported per language:
 
@@ -162,7 +166,9 @@ def report(name: str, tally: Tally, *, errors: bool) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--sets", default="fixtures,tune,test", help="fixtures, tune, test (comma-separated)")
+    ap.add_argument(
+        "--sets", default="fixtures,tune,test,fresh", help="fixtures, tune, test, fresh (comma-separated)"
+    )
     ap.add_argument("--data", type=Path, default=OWN_CALLS, help="own labelled calls (JSON lines)")
     ap.add_argument("--encoder", default="use")
     ap.add_argument("--playbook", default=None, help="playbook folder (default: prompts/)")
