@@ -320,6 +320,9 @@ class Suggester:
             shown_at = state.shown.get(line.id)
             return shown_at is not None and state.turn - shown_at < NO_REPEAT_TURNS
 
+        def just_shown(line: Line) -> bool:  # on the panel the agent is looking at right now
+            return state.shown.get(line.id) == state.turn - 1
+
         def take(line: Line, score: float, reason: str, source: str) -> None:
             if len(picks) >= MAX_SUGGESTIONS or any(p.line.id == line.id for p in picks):
                 return
@@ -333,7 +336,13 @@ class Suggester:
 
         for sig in fresh_signals(state):
             answers = [c for c in usable if handles(c[3], sig)]
-            answers.sort(key=lambda c: (recent(c[0]), state.shown.get(c[0].id, -1) if recent(c[0]) else 0))
+            answers.sort(
+                key=lambda c: (
+                    just_shown(c[0]),
+                    recent(c[0]),
+                    state.shown.get(c[0].id, -1) if recent(c[0]) else 0,
+                )
+            )
             before = len(picks)
             for c in answers:
                 take(*c)
@@ -342,6 +351,10 @@ class Suggester:
         for c in usable:
             if not recent(c[0]):
                 take(*c)
+        if not picks:  # lines shown a few turns ago, but not the ones on the panel right now
+            for c in usable:
+                if not just_shown(c[0]):
+                    take(*c)
         if not picks:
             for c in usable:
                 take(*c)

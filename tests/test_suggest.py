@@ -292,12 +292,19 @@ def test_the_debtor_taking_the_phone_ends_third_party_mode(playbook: Playbook) -
         got = picks_after(sugg, st, stage="inquiry")
 
 
-def test_no_empty_panel_mid_call(playbook: Playbook) -> None:
+@pytest.mark.parametrize(("language", "sticky"), [("zh", "cease_contact"), ("en", "lawyer")])
+def test_no_empty_panel_mid_call_and_never_the_panel_just_shown(
+    playbook: Playbook, language: str, sticky: str
+) -> None:
     sugg = Suggester(playbook)
-    st = new_state(playbook)
+    st = new_state(playbook, language, metadata={})
     picks_after(sugg, st, signals=["confirm_identity"])
-    for step in [{"stage": "confirmation"}] * 12 + [{"signals": ["cease_contact"]}] + [{"stage": "*"}] * 8:
-        assert picks_after(sugg, st, **step), (st.turn, step)
+    before: set[str] = set()
+    for step in [{"stage": "confirmation"}] * 12 + [{"signals": [sticky]}] + [{"stage": "*"}] * 8:
+        ids = {p.line.id for p in picks_after(sugg, st, **step)}
+        assert ids, (st.turn, step)
+        assert not ids & before, (st.turn, step)
+        before = ids
 
 
 # -- a customer turn read with the agent line before it (assist/signals.py read_in_context)
