@@ -9,7 +9,10 @@ signals and suggestions build up as in a live call); a line without ``call`` is
 judged on its own.  Output, one JSON line per input line::
 
     {"stage": id or null, "rules": [{"id", "severity", "quote", "why", "rephrase"}],
-     "signals": [{"id", "score"}], "suggestions": [{"text", "reason"}]}
+     "signals": [{"id", "score"}], "suggestions": [{"text", "reason", "source"}]}
+
+``source`` is what the line answers, as in the ``suggestion`` event (``signal:dispute``,
+``party:third_party``, ``stage:proposal``, ``next:confirmation``).
 
 ``stage`` is the stage this agent utterance was judged to be in (null when it
 fits none, and for customer lines).  A bad line yields ``{"error": "..."}`` and
@@ -38,7 +41,7 @@ def result_dict(result: TurnResult) -> dict[str, Any]:
             for f in result.findings
         ],
         "signals": [{"id": h.signal, "score": h.score} for h in result.signals],
-        "suggestions": [{"text": p.text, "reason": p.reason} for p in result.suggestions],
+        "suggestions": [{"text": p.text, "reason": p.reason, "source": p.source} for p in result.suggestions],
     }
 
 

@@ -44,6 +44,7 @@ from assist.linemodel import (
 )
 from assist.patterns import Finding
 from assist.playbook_content import SAMPLE_SLOT_VALUES, Playbook, fill_slots
+from assist.signal_context import TurnContext, read_in_context
 from assist.signals import SignalDetector, SignalHit
 from assist.stages import NO_STAGE, StageClassifier
 from assist.suggest import CallState, Pick, Suggester, call_slots, note_agent_stage, note_signals
@@ -293,8 +294,16 @@ class CallGuide:
             if AGENT_CONFIRMS_IDENTITY.search(text) and not st.third_party_answered:
                 st.identity_confirmed = True
             note_agent_stage(st, stage)
+            st.last_agent_line = text
         else:
-            signals = tuple(self.engine.judge_customer(text, lang))
+            context = TurnContext(
+                st.last_agent_line,
+                st.third_party_answered,
+                st.identity_confirmed,
+                st.active_signal,
+                frozenset(st.signals_seen),
+            )
+            signals = tuple(read_in_context(self.engine.judge_customer(text, lang), text, lang, context))
             note_signals(st, [h.signal for h in signals])
         previous = st.stage
         changed = (
@@ -323,7 +332,7 @@ class CallGuide:
             out.append(StageChanged(result.stage, result.previous_stage, result.confidence, utterance_id))
         out.extend(self._warning(f, utterance_id, partial=False) for f in result.findings)
         out.extend(CustomerSignal(utterance_id, h.signal, h.score, h.quote) for h in result.signals)
-        items = tuple(SuggestionItem(p.text, p.reason, p.score) for p in result.suggestions)
+        items = tuple(SuggestionItem(p.text, p.reason, p.score, p.source) for p in result.suggestions)
         out.append(Suggestion(utterance_id, st.stage, items))
         return out
 

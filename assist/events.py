@@ -101,6 +101,9 @@ class SuggestionItem:
     text: str
     reason: str
     score: float = 0.0
+    # What the line answers, machine-readable: "signal:<id>", "party:third_party", "stage:<id>" or
+    # "next:<id>" (assist/suggest.py Pick.source); empty in events stored before it existed.
+    source: str = ""
 
 
 @dataclass(frozen=True)

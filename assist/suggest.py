@@ -48,6 +48,7 @@ SIGNAL_FLOW: Mapping[str, tuple[str, ...]] = {
 # These restrict the whole rest of the call (third party: until the borrower confirms).
 STICKY_SIGNALS: frozenset[str] = frozenset({"third_party", "lawyer", "cease_contact"})
 
+PARTY_SOURCE = "party:third_party"
 RESPONSE_SCORE = 1.0
 FLOW_TAGGED_SCORE = 0.9
 FLOW_SCORE = 0.8
@@ -58,6 +59,8 @@ NEXT_STAGE_SCORE = 0.5
 # give way to the next step of the flow.
 FADED_RESPONSE_SCORE = 0.55
 ORDER_PENALTY = 0.01  # keeps the playbook's own order among equals
+# Between the signals of one customer turn, the more pressing one's lines rank first.
+FRESH_RANK_PENALTY = 0.05
 
 REASONS: Mapping[str, Mapping[str, str]] = {
     "en": {
@@ -140,6 +143,11 @@ class CallState:
     sticky: set[str] = field(default_factory=set)
     flow_done: set[str] = field(default_factory=set)
     turn: int = 0
+    # The signals of the latest customer turn and that turn's number: the suggestion event that
+    # turn produces must answer each of them (fresh_signals() below).
+    last_signals: tuple[str, ...] = ()
+    signal_turn: int = -1
+    last_agent_line: str = ""  # what the customer is answering (assist/signals.py read_in_context)
     shown: dict[str, int] = field(default_factory=dict)  # line id -> turn it was last shown
     warnings: dict[str, int] = field(default_factory=lambda: {"critical": 0, "major": 0, "minor": 0})
 
@@ -150,6 +158,10 @@ class Pick:
     text: str
     reason: str
     score: float
+    # Why the line is on the panel, machine-readable: "signal:<id>" (answers that customer
+    # signal), "party:third_party" (someone else is on the line), "stage:<id>" (the call's
+    # stage), "next:<id>" (the stage after it).
+    source: str = ""
 
 
 def call_slots(playbook: Playbook, language: str, metadata: Mapping[str, Any]) -> dict[str, str]:
@@ -188,6 +200,13 @@ def note_signals(state: CallState, signals: list[str]) -> None:
     state.sticky.update(s for s in signals if s in STICKY_SIGNALS)
     state.active_signal = ranked[0]
     state.flow_done = set()
+    state.last_signals = tuple(ranked)
+    state.signal_turn = state.turn
+
+
+def fresh_signals(state: CallState) -> tuple[str, ...]:
+    """The signals the customer gave in this very turn, most pressing first (none after an agent turn)."""
+    return state.last_signals if state.signal_turn == state.turn else ()
 
 
 def note_agent_stage(state: CallState, stage: str | None) -> None:
@@ -208,28 +227,35 @@ class Suggester:
     def _goal(self, stage_id: str, language: str) -> str:
         return STAGE_LABELS.get(language, STAGE_LABELS["en"]).get(stage_id, stage_id)
 
-    def candidates(self, state: CallState) -> list[tuple[Line, float, str]]:
-        """(line, score, reason) before filtering, best first within each source."""
+    def candidates(self, state: CallState) -> list[tuple[Line, float, str, str]]:
+        """(line, score, reason, source) before filtering, best first within each source."""
         lang = state.language
-        out: list[tuple[Line, float, str]] = []
+        out: list[tuple[Line, float, str, str]] = []
         active = state.active_signal
         restrict = next((s for s in SIGNAL_PRIORITY if s in state.sticky), None)
 
-        def add_signal_lines(sig: str, base: float) -> None:
+        def add_signal_lines(sig: str, base: float, source: str | None = None) -> None:
             try:
                 responses = self.playbook.signal(sig).responses
             except KeyError:
                 return
             reason = self._reason(lang, sig)
+            source = source or f"signal:{sig}"
             for i, line in enumerate(responses):
-                out.append((line, base - i * ORDER_PENALTY, reason))
+                out.append((line, base - i * ORDER_PENALTY, reason, source))
             for st in self.playbook.stages:
                 for i, line in enumerate(st.suggestions):
                     if sig in line.after_signals:
-                        out.append((line, FLOW_TAGGED_SCORE - i * ORDER_PENALTY, reason))
+                        out.append((line, FLOW_TAGGED_SCORE - i * ORDER_PENALTY, reason, source))
 
+        # What the customer just said is answered first, whatever restricts the call: a borrower with
+        # a lawyer who then promises to pay still gets a recap (lines about the debt still need a
+        # confirmed identity, so a third party hears nothing about it).
+        for rank, sig in enumerate(fresh_signals(state)):
+            if sig != restrict:
+                add_signal_lines(sig, RESPONSE_SCORE - rank * FRESH_RANK_PENALTY)
         if restrict is not None:
-            add_signal_lines(restrict, RESPONSE_SCORE)
+            add_signal_lines(restrict, RESPONSE_SCORE, PARTY_SOURCE if restrict == "third_party" else None)
             return out
         if active is not None:
             add_signal_lines(active, FADED_RESPONSE_SCORE if state.flow_done else RESPONSE_SCORE)
@@ -240,20 +266,20 @@ class Suggester:
                 reason = self._reason(lang, "flow", signal=label, goal=self._goal(step, lang))
                 for i, line in enumerate(self._stage_lines(step)):
                     score = FLOW_TAGGED_SCORE if active in line.after_signals else FLOW_SCORE
-                    out.append((line, score - i * ORDER_PENALTY, reason))
+                    out.append((line, score - i * ORDER_PENALTY, reason, f"signal:{active}"))
                 break
         current = state.stage or self.stage_order[0]
         reason = self._reason(lang, "stage", stage=current, goal=self._goal(current, lang))
         for i, line in enumerate(self._stage_lines(current)):
             score = STAGE_TAGGED_SCORE if active is not None and active in line.after_signals else STAGE_SCORE
-            out.append((line, score - i * ORDER_PENALTY, reason))
+            out.append((line, score - i * ORDER_PENALTY, reason, f"stage:{current}"))
         if current in self.stage_order:
             idx = self.stage_order.index(current)
             if idx + 1 < len(self.stage_order):
                 nxt = self.stage_order[idx + 1]
                 reason = self._reason(lang, "next", stage=nxt, goal=self._goal(nxt, lang))
                 for i, line in enumerate(self._stage_lines(nxt)):
-                    out.append((line, NEXT_STAGE_SCORE - i * ORDER_PENALTY, reason))
+                    out.append((line, NEXT_STAGE_SCORE - i * ORDER_PENALTY, reason, f"next:{nxt}"))
         return out
 
     def _stage_lines(self, stage_id: str) -> tuple[Line, ...]:
@@ -262,38 +288,82 @@ class Suggester:
         except KeyError:
             return ()
 
+    def _allowed(self, state: CallState, line: Line) -> bool:
+        """The hard filters other than the repeat filter."""
+        if line.id in self.excluded:
+            return False
+        if line.needs_identity and not state.identity_confirmed:
+            return False
+        # Greetings and identity checks are stale once the borrower confirmed.
+        return not (
+            state.identity_confirmed
+            and line.source == "stage:opening"
+            and not line.needs_identity
+            and (state.active_signal is None or state.active_signal not in line.after_signals)
+        )
+
     def suggest(self, state: CallState) -> list[Pick]:
-        """At most MAX_SUGGESTIONS lines, best first; marks them shown at the current turn."""
+        """At most MAX_SUGGESTIONS lines, best first; marks them shown at the current turn.
+
+        Each signal of the customer's latest turn gets a line that answers it even when all its
+        lines were shown lately (the customer raised it again, so the answer is due again), and a
+        panel the repeat filter would empty shows the best lines it may show instead: mid-call the
+        agent should never face an empty panel.
+        """
         lang = state.language
-        picks: list[Pick] = []
-        seen_ids: set[str] = set()
-        seen_texts: set[str] = set()
         ranked = sorted(self.candidates(state), key=lambda c: -c[1])
-        for line, score, reason in ranked:
-            if line.id in seen_ids or line.id in self.excluded:
-                continue
-            seen_ids.add(line.id)
+        usable = [c for c in ranked if self._allowed(state, c[0])]
+        picks: list[Pick] = []
+        seen_texts: set[str] = set()
+
+        def recent(line: Line) -> bool:
             shown_at = state.shown.get(line.id)
-            if shown_at is not None and state.turn - shown_at < NO_REPEAT_TURNS:
-                continue
-            if line.needs_identity and not state.identity_confirmed:
-                continue
-            if (
-                state.identity_confirmed
-                and line.source == "stage:opening"
-                and not line.needs_identity
-                and (state.active_signal is None or state.active_signal not in line.after_signals)
-            ):
-                continue  # greetings and identity checks are stale once the borrower confirmed
+            return shown_at is not None and state.turn - shown_at < NO_REPEAT_TURNS
+
+        def just_shown(line: Line) -> bool:  # on the panel the agent is looking at right now
+            return state.shown.get(line.id) == state.turn - 1
+
+        def take(line: Line, score: float, reason: str, source: str) -> None:
+            if len(picks) >= MAX_SUGGESTIONS or any(p.line.id == line.id for p in picks):
+                return
             text = fill_slots(line.text.get(lang), state.slots)
             if text is None or text in seen_texts:
-                continue
+                return
             seen_texts.add(text)
             if not state.identity_confirmed and line.needs_identity is False and state.active_signal is None:
                 reason = self._reason(lang, "no_identity") if line.source != "stage:opening" else reason
-            picks.append(Pick(line, text, reason, round(max(0.0, score), 3)))
-            if len(picks) >= MAX_SUGGESTIONS:
-                break
+            picks.append(Pick(line, text, reason, round(max(0.0, score), 3), source))
+
+        for sig in fresh_signals(state):
+            answers = [c for c in usable if handles(c[3], sig)]
+            answers.sort(
+                key=lambda c: (
+                    just_shown(c[0]),
+                    recent(c[0]),
+                    state.shown.get(c[0].id, -1) if recent(c[0]) else 0,
+                )
+            )
+            before = len(picks)
+            for c in answers:
+                take(*c)
+                if len(picks) > before:
+                    break
+        for c in usable:
+            if not recent(c[0]):
+                take(*c)
+        if not picks:  # lines shown a few turns ago, but not the ones on the panel right now
+            for c in usable:
+                if not just_shown(c[0]):
+                    take(*c)
+        if not picks:
+            for c in usable:
+                take(*c)
+        picks.sort(key=lambda p: -p.score)
         for p in picks:
             state.shown[p.line.id] = state.turn
         return picks
+
+
+def handles(source: str, signal: str) -> bool:
+    """Whether a line shown for ``source`` (Pick.source) answers the customer ``signal``."""
+    return source == f"signal:{signal}" or (signal == "third_party" and source == PARTY_SOURCE)

@@ -182,7 +182,7 @@ def test_analyze_lines_shares_state_per_call_and_survives_bad_lines() -> None:
     assert out[5]["stage"] is None
     for o in out:
         for s in o.get("suggestions", []):
-            assert set(s) == {"text", "reason"}
+            assert set(s) == {"text", "reason", "source"}
 
 
 def test_analyze_text_api() -> None:

@@ -146,3 +146,33 @@ def test_violating_line_keeps_the_stage_its_wording_does(stage: str, language: s
     judged = shared_engine().judge_agent(text, language)
     assert judged.findings, judged
     assert judged.stage == stage, judged
+
+
+# -- the same turns read in a call (issue 12): what the customer answers decides what it means
+
+WIFE_THEN_DEBTOR = [
+    ("agent", "您好，我是安和小额贷款的客服，请问林晓雯女士在吗？", None),
+    ("customer", "她在厨房忙呢，我是她丈夫，有什么事跟我说也一样。", "third_party"),
+    ("agent", "不好意思，这件事需要跟林女士本人沟通，麻烦您请她来接一下电话。", None),
+    ("customer", "行吧，你稍等，我去叫她。", "third_party"),
+    ("customer", "喂，你好，我是林晓雯。", "confirm_identity"),
+    ("agent", "林女士您好，麻烦报一下身份证后四位核实一下。", None),
+    ("customer", "三一零八。", "confirm_identity"),
+    ("agent", "我们可以给您分八期，每个月还八百元，您看可以吗？", None),
+    ("customer", "好的。", "promise_to_pay"),
+]
+
+
+def test_short_answers_read_in_a_call() -> None:
+    guide = shared_engine().new_call("zh", {"customer_name": "林女士"})
+    callbacks = {line.id for line in guide.engine.playbook.signal("third_party").responses}
+    for i, (speaker, text, signal) in enumerate(WIFE_THEN_DEBTOR):
+        result = guide.judge_final("agent" if speaker == "agent" else "customer", text, f"u{i}")
+        assert result.suggestions, (i, text)
+        if signal is None:
+            continue
+        assert signal in {h.signal for h in result.signals}, (text, result.signals)
+        assert any(p.source.endswith(signal) for p in result.suggestions), (text, result.suggestions)
+        if i >= 4:  # the borrower is on the line: no more "please ask her to call back"
+            assert not {p.line.id for p in result.suggestions} & callbacks
+    assert guide.state()["identity_confirmed"]
