@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import json
 import os
+import pwd
 import shutil
 import signal
 import socket
@@ -95,21 +96,33 @@ def _free_port() -> int:
 
 class PrivateBroker:
     """A Mosquitto on a free port with persistence, so that a subscriber's session and
-    its queued QoS 1 messages survive a stop/restart on the same port."""
+    its queued QoS 1 messages survive a stop/restart on the same port.
+
+    Run as root, Mosquitto switches to its ``user`` (default ``mosquitto``) at start-up;
+    that user cannot enter pytest's ``tmp_path`` (mode 0700, owned by root), so the
+    broker could neither open its log nor save ``mosquitto.db``, and every restart
+    silently wiped the subscriber's session: whatever the broker had acknowledged
+    while the subscriber was away, or before it re-subscribed, was gone.  The broker
+    therefore stays the user running the tests, and :meth:`stop` insists that the
+    persistence file was written.
+    """
 
     def __init__(self, workdir: Path) -> None:
         self.port = _free_port()
         self.workdir = workdir
         self.proc: subprocess.Popen[bytes] | None = None
         (workdir / "data").mkdir(exist_ok=True)
+        self.db = workdir / "data" / "mosquitto.db"
+        self.log = workdir / "mosquitto.log"
         self.conf = workdir / "mosquitto.conf"
         self.conf.write_text(
             f"listener {self.port} 127.0.0.1\n"
             "allow_anonymous true\n"
+            f"user {pwd.getpwuid(os.geteuid()).pw_name}\n"  # ignored unless run as root
             "persistence true\n"
             f"persistence_location {workdir / 'data'}/\n"
             "max_queued_messages 10000\n"
-            f"log_dest file {workdir / 'mosquitto.log'}\n"
+            f"log_dest file {self.log}\n"
         )
 
     def start(self) -> None:
@@ -127,6 +140,9 @@ class PrivateBroker:
             self.proc.send_signal(signal.SIGCONT)
             self.proc.terminate()  # SIGTERM: mosquitto saves its persistence file
             self.proc.wait(10)
+            if not self.db.exists():
+                log = self.log.read_text() if self.log.exists() else "(no log file)"
+                raise RuntimeError(f"mosquitto did not save {self.db}; sessions are lost on restart\n{log}")
         self.proc = None
 
     def freeze(self) -> None:
@@ -177,6 +193,8 @@ class Collector:
                 await asyncio.sleep(0.05)
 
     async def start(self) -> None:
+        """Connect (again, after :meth:`stop`: the same identifier resumes the same session)."""
+        self.ready.clear()
         self.task = asyncio.create_task(self._loop())
         await asyncio.wait_for(self.ready.wait(), 10)
 
@@ -341,6 +359,36 @@ async def test_broker_restart_loses_no_final_warning_or_suggestion(private_broke
             assert after["dropped_partials"] == after["dropped_other"] == 0
         got = [s for s in sub.deduped() if not _is_partial(s)]
         assert got == sorted(want)  # every non-partial, in order once deduplicated by seq
+
+
+@needs_mosquitto
+async def test_what_the_broker_acknowledged_for_an_absent_subscriber_survives_a_restart(
+    private_broker: PrivateBroker,
+) -> None:
+    """No race decides this one: every event is acknowledged by the broker while the
+    subscriber is away, then the broker restarts, and only then does the subscriber come
+    back.  Its persistent session (clean_session=False, QoS 1 subscription), restored
+    from the broker's persistence file, must hand over every event."""
+    tenant, call_id, n = _tenant(), "call-away", 30
+    sub = Collector(private_broker.port, f"callassist/{tenant}/calls/+/events")
+    await sub.start()
+    await sub.stop()  # the session stays on the broker, subscription included
+    async with _publisher(private_broker.port, tenant, buffer_limit=100) as pub:
+        for seq in range(1, n + 1):
+            pub.publish_event(_event(call_id, seq))
+        deadline = time.monotonic() + RECEIVE_TIMEOUT_S
+        while pub.stats()["published"] < n:  # counted once the broker acknowledged it
+            assert time.monotonic() < deadline, f"broker acknowledged only {pub.stats()['published']}"
+            await asyncio.sleep(0.02)
+    assert sub.received == []
+    private_broker.stop()
+    private_broker.start()
+    try:
+        await sub.start()
+        await sub.wait_for(set(range(1, n + 1)))
+    finally:
+        await sub.stop()
+    assert sub.deduped() == list(range(1, n + 1))
 
 
 @needs_mosquitto
