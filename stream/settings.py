@@ -94,6 +94,10 @@ class StoreSettings:
 
 @dataclass(frozen=True)
 class MqttSettings:
+    """The broker the service publishes to.  Events are re-sent until the broker acknowledges
+    them; keeping them across a broker restart is the broker's part (persistence on, written by
+    its run-time user, a clean stop) and the consumers' (persistent sessions, QoS 1), see README."""
+
     host: str = ""  # empty: no broker, the service runs without MQTT
     port: int = 1883
     username: str = ""

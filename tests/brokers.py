@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
+import pwd
 import shutil
 import signal
 import socket
@@ -38,21 +40,33 @@ def free_port() -> int:
 
 class PrivateBroker:
     """A Mosquitto on a free port with persistence, so that a subscriber's session and
-    its queued QoS 1 messages survive a stop/restart on the same port."""
+    its queued QoS 1 messages survive a stop/restart on the same port.
+
+    Run as root, Mosquitto switches to its ``user`` (default ``mosquitto``) at start-up;
+    that user cannot enter pytest's ``tmp_path`` (mode 0700, owned by root), so the
+    broker could neither open its log nor save ``mosquitto.db``, and every restart
+    silently wiped the subscriber's session: whatever the broker had acknowledged
+    while the subscriber was away, or before it re-subscribed, was gone.  The broker
+    therefore stays the user running the tests, and :meth:`stop` insists that the
+    persistence file was written.
+    """
 
     def __init__(self, workdir: Path) -> None:
         self.port = free_port()
         self.workdir = workdir
         self.proc: subprocess.Popen[bytes] | None = None
         (workdir / "data").mkdir(exist_ok=True)
+        self.db = workdir / "data" / "mosquitto.db"
+        self.log = workdir / "mosquitto.log"
         self.conf = workdir / "mosquitto.conf"
         self.conf.write_text(
             f"listener {self.port} 127.0.0.1\n"
             "allow_anonymous true\n"
+            f"user {pwd.getpwuid(os.geteuid()).pw_name}\n"  # ignored unless run as root
             "persistence true\n"
             f"persistence_location {workdir / 'data'}/\n"
             "max_queued_messages 10000\n"
-            f"log_dest file {workdir / 'mosquitto.log'}\n"
+            f"log_dest file {self.log}\n"
         )
 
     def start(self) -> None:
@@ -70,6 +84,9 @@ class PrivateBroker:
             self.proc.send_signal(signal.SIGCONT)
             self.proc.terminate()  # SIGTERM: mosquitto saves its persistence file
             self.proc.wait(10)
+            if not self.db.exists():
+                log = self.log.read_text() if self.log.exists() else "(no log file)"
+                raise RuntimeError(f"mosquitto did not save {self.db}; sessions are lost on restart\n{log}")
         self.proc = None
 
     def freeze(self) -> None:
@@ -108,6 +125,8 @@ class Collector:
                 await asyncio.sleep(0.05)
 
     async def start(self) -> None:
+        """Connect (again, after :meth:`stop`: the same identifier resumes the same session)."""
+        self.ready.clear()
         self.task = asyncio.create_task(self._loop())
         await asyncio.wait_for(self.ready.wait(), 10)
 

@@ -29,8 +29,10 @@ from assist.events import (
 from stream.delivery.mqtt import MqttPublisher, topic_for
 from tests.brokers import (
     MOSQUITTO,
+    RECEIVE_TIMEOUT_S,
     SHARED_HOST,
     SHARED_PORT,
+    Collector,
     PrivateBroker,
     collecting,
     free_port,
@@ -215,6 +217,36 @@ async def test_broker_restart_loses_no_final_warning_or_suggestion(private_broke
             assert after["dropped_partials"] == after["dropped_other"] == 0
         got = [s for s in sub.deduped() if not _is_partial(s)]
         assert got == sorted(want)  # every non-partial, in order once deduplicated by seq
+
+
+@needs_mosquitto
+async def test_what_the_broker_acknowledged_for_an_absent_subscriber_survives_a_restart(
+    private_broker: PrivateBroker,
+) -> None:
+    """No race decides this one: every event is acknowledged by the broker while the
+    subscriber is away, then the broker restarts, and only then does the subscriber come
+    back.  Its persistent session (clean_session=False, QoS 1 subscription), restored
+    from the broker's persistence file, must hand over every event."""
+    tenant, call_id, n = _tenant(), "call-away", 30
+    sub = Collector(private_broker.port, f"callassist/{tenant}/calls/+/events")
+    await sub.start()
+    await sub.stop()  # the session stays on the broker, subscription included
+    async with _publisher(private_broker.port, tenant, buffer_limit=100) as pub:
+        for seq in range(1, n + 1):
+            pub.publish_event(_event(call_id, seq))
+        deadline = time.monotonic() + RECEIVE_TIMEOUT_S
+        while pub.stats()["published"] < n:  # counted once the broker acknowledged it
+            assert time.monotonic() < deadline, f"broker acknowledged only {pub.stats()['published']}"
+            await asyncio.sleep(0.02)
+    assert sub.received == []
+    private_broker.stop()
+    private_broker.start()
+    try:
+        await sub.start()
+        await sub.wait_for(set(range(1, n + 1)))
+    finally:
+        await sub.stop()
+    assert sub.deduped() == list(range(1, n + 1))
 
 
 @needs_mosquitto

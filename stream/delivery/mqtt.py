@@ -22,6 +22,13 @@ Delivery contract (what a subscriber may rely on):
   counting the ones awaiting an acknowledgement): partial transcripts go first
   because the final of the same utterance supersedes them; only when no partial
   is left is the oldest held event dropped.  Both are counted in :meth:`stats`.
+* Delivered means acknowledged by the broker (PUBACK), so across a *broker*
+  restart the broker must keep what it acknowledged: persistence on and writable
+  by the broker's run-time user, stopped cleanly (Mosquitto saves on exit and
+  otherwise only every ``autosave_interval``), and consumers holding persistent
+  sessions (fixed client id, ``clean_session=False``) with QoS 1 subscriptions.
+  The publisher itself needs no session (``clean_session=True``): it re-sends
+  whatever was unacknowledged from its own buffer.
 * Only the newest summary per call is held while disconnected: an older summary
   is worthless once a newer one exists.  Held summaries are at most one per call
   and are additionally capped at ``buffer_limit`` calls (oldest call dropped).
