@@ -22,6 +22,8 @@ from functools import lru_cache
 from typing import Any
 
 from stream.asr.base import SAMPLE_RATE, AsrRequest, AsrResult
+from stream.asr.numbers import normalise_numbers
+from stream.asr.spacing import display_spacing
 
 # Whisper's own silence rule (transcribe.py defaults): both must hold.
 NO_SPEECH_THRESHOLD = 0.6
@@ -37,6 +39,11 @@ UNSURE_PHANTOM_NO_SPEECH = 0.5
 LOOP_MIN_REPEATS_SHORT = 6  # units of <= LOOP_SHORT_UNIT_CHARS ("对对对对" and "行了行了" are real speech)
 LOOP_MIN_REPEATS_LONG = 3  # longer units: nobody says the same phrase three times running
 LOOP_MIN_REPEATS_DIGITS = 16  # "1000000" is a number, not a loop
+# A digit or a single character written as separate tokens ("3 3 3 3", "1, 1, 1, 1", "a a a a") is
+# no number and no word: four copies are a loop.  Three survive: "1 3 3 3" is a phone number read out.
+LOOP_MIN_REPEATS_TOKENS = 4
+# What separates the copies of a token loop; a bare "," or "." between digits groups a number instead.
+TOKEN_SEPARATORS = frozenset(" \t，、；;")
 LOOP_SHORT_UNIT_CHARS = 3
 LOOP_MAX_UNIT_CHARS = 40  # bounds the regex work; Whisper's loops are short phrases
 # A looped unit this long is a real sentence the decoder failed to stop after (seen on a 1.8 s
@@ -145,7 +152,9 @@ _MARKERS = tuple(dict.fromkeys(normalise(m) for m in PHANTOM_MARKERS))
 _UNSURE = {lang: frozenset(normalise(p) for p in phrases) for lang, phrases in UNSURE_PHANTOMS.items()}
 _SEP_RE = re.compile(_SEPARATORS)
 _LOOP_RE = re.compile(
-    rf"(?P<unit>\S.{{0,{LOOP_MAX_UNIT_CHARS - 1}}}?)(?:{_SEPARATORS}(?P=unit)){{2,}}",
+    # A digit copy never starts or ends inside a longer number ("13 3 3 3", "3 3 3 32000").
+    rf"(?P<unit>(?!(?<=\d)\d)\S.{{0,{LOOP_MAX_UNIT_CHARS - 1}}}?)"
+    rf"(?:{_SEPARATORS}(?P=unit)(?!(?<=\d)\d)){{2,}}",
     re.DOTALL,
 )
 
@@ -169,15 +178,31 @@ def _strip_phantoms(text: str) -> str:
     return "".join(kept).strip()
 
 
-def _min_repeats(unit: str) -> int:
+def _is_digits(core: str) -> bool:
+    return core.replace(",", "").replace(".", "").isdigit()  # ",000" of "1,000,000,000" too
+
+
+def _token_loop(core: str, looped: str) -> bool:
+    """A digit or single character repeated as separate tokens ("3 3 3 3", "1, 1, 1", "a a a")."""
+    separators = set(looped.replace(core, ""))
+    return bool(separators & TOKEN_SEPARATORS) and (core.isdigit() or len(core) == 1)
+
+
+def _min_repeats(unit: str, looped: str) -> int:
+    """Copies of ``unit`` in ``looped`` (the matched run) that make it a loop."""
     core = unit.strip()
-    if core.isdigit():
+    if _token_loop(core, looped):
+        return LOOP_MIN_REPEATS_TOKENS
+    if _is_digits(core):
         return LOOP_MIN_REPEATS_DIGITS
     return LOOP_MIN_REPEATS_SHORT if len(core) <= LOOP_SHORT_UNIT_CHARS else LOOP_MIN_REPEATS_LONG
 
 
 def collapse_loops(text: str) -> tuple[str, str, str]:
-    """(text with every loop cut to one unit, text with loops removed entirely, longest looped unit)."""
+    """(text with every loop cut to one unit, text with loops removed entirely, longest looped unit).
+
+    A looped digit token ("3 3 3 3") is removed from the first text too, not cut to one copy.
+    """
     collapsed: list[str] = []
     removed: list[str] = []
     longest = ""
@@ -188,7 +213,7 @@ def collapse_loops(text: str) -> tuple[str, str, str]:
             break
         unit = match.group("unit")
         repeats = len(re.findall(re.escape(unit), match.group(0)))
-        if repeats < _min_repeats(unit):
+        if repeats < _min_repeats(unit, match.group(0)):
             collapsed.append(text[pos : match.start() + 1])
             removed.append(text[pos : match.start() + 1])
             pos = match.start() + 1
@@ -202,6 +227,11 @@ def collapse_loops(text: str) -> tuple[str, str, str]:
         closing = _SEP_RE.match(text, match.start() + len(unit))
         punct = closing.group(0).strip() if closing else ""
         kept = unit + punct
+        if unit.strip().isdigit() and _token_loop(unit.strip(), match.group(0)):
+            # Not even one copy of a looped digit is kept: shown as an amount it could change the deal.
+            kept, punct = "", ""
+            trailing = _SEP_RE.match(text, end)
+            end = trailing.end() if trailing and text[: match.start()].endswith(" ") else end
         after = _SEP_RE.match(text, end)
         if punct and after and after.group(0):  # don't double it with the loop's trailing separator
             end = after.end()
@@ -269,13 +299,15 @@ def check_transcript(
     collapsed, remainder, unit = collapse_loops(cleaned)
     if collapsed != cleaned:
         keep_sentence = len(normalise(unit)) >= LOOP_SENTENCE_MIN_CHARS
-        if not normalise(remainder) and not keep_sentence and not _looped_word(result, audio_s):
+        nothing_left = not normalise(remainder) and not keep_sentence and not _looped_word(result, audio_s)
+        if nothing_left or not normalise(collapsed):
             return GuardVerdict(False, "", REPETITION)
         cleaned, reason = collapsed, REPETITION
 
     if _prompt_echo(cleaned, prompt, hotwords):
         return GuardVerdict(False, "", PROMPT_ECHO)
-    return GuardVerdict(True, cleaned, reason)
+    # Layout only (no word changes), so it sets no reason: Mandarin is written without spaces.
+    return GuardVerdict(True, display_spacing(cleaned, language), reason)
 
 
 def _looped_word(result: AsrResult, audio_s: float | None) -> bool:
@@ -289,8 +321,13 @@ def _looped_word(result: AsrResult, audio_s: float | None) -> bool:
 
 
 def check_request(result: AsrResult, request: AsrRequest) -> GuardVerdict:
-    """:func:`check_transcript` with what the request carried: its prompt, hotwords and audio length."""
-    return check_transcript(
+    """:func:`check_transcript` with what the request carried: its prompt, hotwords and audio length.
+
+    This is the live path's last text step, so a kept text also gets its numbers in the language's
+    display form (:mod:`stream.asr.numbers`): amounts, day counts and dates read the same on screen
+    and in guidance whether Whisper wrote them in digits or in words.
+    """
+    verdict = check_transcript(
         result.text,
         result,
         language=request.language,
@@ -298,3 +335,6 @@ def check_request(result: AsrResult, request: AsrRequest) -> GuardVerdict:
         hotwords=request.hotwords,
         audio_s=len(request.audio) / SAMPLE_RATE,
     )
+    if not verdict.keep:
+        return verdict
+    return GuardVerdict(True, normalise_numbers(verdict.text, request.language), verdict.reason)
