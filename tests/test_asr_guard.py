@@ -255,7 +255,8 @@ def test_legitimate_repetition_survives(text: str) -> None:
 @pytest.mark.parametrize(
     ("whisper", "shown"),
     [
-        ("喂 你好 我是林小文。", "喂你好我是林小文。"),  # whisper-base, dev_zh_03 t5
+        ("喂 你好 我是林小文。", "喂，你好，我是林小文。"),  # whisper-base, dev_zh_03 t5
+        ("对 我就是周明辉 你说吧", "对，我就是周明辉，你说吧"),  # with the service's hotword prompt
         ("你这是什么态度? 查清楚之前不要再打我电话", "你这是什么态度?查清楚之前不要再打我电话"),  # t12
         ("還款 3200 元", "还款3200元"),
         ("我用 iPhone 转的", "我用 iPhone 转的"),  # spaces next to Latin words stay
@@ -271,8 +272,8 @@ def test_mandarin_finals_have_no_spaces_between_words(whisper: str, shown: str) 
 
 def test_the_live_path_shows_numbers_in_display_form() -> None:
     clip = np.zeros(2 * SAMPLE_RATE, np.float32)
-    zh_result = AsrResult("分成十二期,每期一千零五十元,从下个月 15 号开始", 0.05, -0.3, 1.0)
-    assert check_request(zh_result, AsrRequest(clip, "zh")).text == "分成12期,每期1050元,从下个月15号开始"
+    zh_result = AsrResult("分成十二期 每期一千零五十元,从下个月 15 号开始", 0.05, -0.3, 1.0)
+    assert check_request(zh_result, AsrRequest(clip, "zh")).text == "分成12期，每期1050元,从下个月15号开始"
     en_result = AsrResult("You're ninety days behind on 2400 dollars.", 0.05, -0.3, 1.0)
     assert check_request(en_result, AsrRequest(clip, "en")).text == "You're 90 days behind on $2,400."
     loop = AsrResult("3 3 3 3 3 3 3 3 3 3 3 3 3 3 3", 0.05, -0.3, 1.0)
