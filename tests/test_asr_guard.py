@@ -255,7 +255,11 @@ def test_legitimate_repetition_survives(text: str) -> None:
 @pytest.mark.parametrize(
     ("whisper", "shown"),
     [
-        ("喂 你好 我是林小文。", "喂，你好，我是林小文。"),  # whisper-base, dev_zh_03 t5
+        ("喂 你好 我是林小文。", "喂你好我是林小文。"),  # whisper-base, dev_zh_03 t5: short chunks
+        (
+            "谢谢您 期 捧写师您的消费带 已经 已 期 2期 龙。",
+            "谢谢您期捧写师您的消费带已经已期2期龙。",
+        ),  # words
         ("对 我就是周明辉 你说吧", "对，我就是周明辉，你说吧"),  # with the service's hotword prompt
         ("你这是什么态度? 查清楚之前不要再打我电话", "你这是什么态度?查清楚之前不要再打我电话"),  # t12
         ("還款 3200 元", "还款3200元"),
