@@ -31,7 +31,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -88,14 +88,8 @@ class Tally:
     missed: list[str] = field(default_factory=list)
 
     def add(self, other: Tally) -> None:
-        self.errors += other.errors
-        self.units += other.units
-        self.numbers += other.numbers
-        self.numbers_right += other.numbers_right
-        self.dropped += other.dropped
-        self.turns += other.turns
-        self.decode_ms += other.decode_ms
-        self.missed.extend(other.missed)
+        for f in fields(self):
+            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
 
     def row(self) -> str:
         rate = f"{self.errors / self.units:6.1%}" if self.units else "     -"
