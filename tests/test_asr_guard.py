@@ -238,6 +238,18 @@ def test_token_and_digit_loops_of_any_length_are_dropped(text: str) -> None:
     assert en(text) == (False, "", REPETITION)
 
 
+def test_a_mandarin_sentence_whisper_looped_is_kept_once() -> None:
+    # whisper-base, service window, dev_zh_01 t3 at 8 kHz (a 2.5 s clip): the ID digits were lost.
+    looped = "最后四位是三区零方 最后四位是三区零方 最后四位是三区零方 最后四位是三"
+    sure = AsrResult(looped, 0.002, -0.18, 1.0)
+    assert check_transcript(looped, sure, language="zh", audio_s=2.5) == GuardVerdict(
+        True, "最后四位是三区零方", REPETITION
+    )
+    doubtful = AsrResult(looped, UNSURE_PHANTOM_NO_SPEECH, -0.18, 1.0)
+    assert not check_transcript(looped, doubtful, language="zh", audio_s=2.5).keep
+    assert zh("账单 账单 账单 账单 账单 账单 账单 账单") == (False, "", REPETITION)  # a word, not a sentence
+
+
 def test_a_looped_digit_is_removed_not_kept_as_an_amount() -> None:
     assert zh("每期还款 3 3 3 3 3 3 3 3 3 3") == (True, "每期还款", REPETITION)
     assert zh("好的，1，1，1，1，1") == (True, "好的，", REPETITION)
@@ -268,10 +280,11 @@ def test_legitimate_repetition_survives(text: str) -> None:
     ],
 )
 def test_mandarin_finals_have_no_spaces_between_words(whisper: str, shown: str) -> None:
-    result = AsrResult(whisper, 0.05, -0.3, 1.0)
-    verdict = check_transcript(whisper.replace("還", "还"), result, language="zh")
+    clip = np.zeros(2 * SAMPLE_RATE, np.float32)
+    verdict = check_request(AsrResult(whisper.replace("還", "还"), 0.05, -0.3, 1.0), AsrRequest(clip, "zh"))
     assert (verdict.keep, verdict.text, verdict.reason) == (True, shown, None)
-    assert check_transcript("I see you", result, language="en").text == "I see you"
+    english = check_request(AsrResult("I see you", 0.05, -0.3, 1.0), AsrRequest(clip, "en"))
+    assert english.text == "I see you"
 
 
 def test_the_live_path_shows_numbers_in_display_form() -> None:

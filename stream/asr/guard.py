@@ -49,6 +49,11 @@ LOOP_MAX_UNIT_CHARS = 40  # bounds the regex work; Whisper's loops are short phr
 # A looped unit this long is a real sentence the decoder failed to stop after (seen on a 1.8 s
 # "Hello, is this Marcus Bell?"), so one copy is kept even when nothing else remains.
 LOOP_SENTENCE_MIN_CHARS = 12
+# A Mandarin character is a syllable, so a sentence is shorter: whisper-base at 8 kHz looped the
+# customer's "最后四位是三七零八" (9 characters) three times and the whole answer was lost.  Kept
+# only when the model is sure there was speech, as short phrases are what it loops on noise.
+LOOP_SENTENCE_MIN_CHARS_CJK = 6
+CJK_LANGUAGES = ("zh",)
 # On a clip this short (a word or two: "Hi", "喂") Whisper, handed the clip padded with silence,
 # often fails to stop after the word and loops it ("hi hi hi hi ..." on a 0.66 s "Hi"): one copy is
 # kept when the model is sure there was speech.  Longer clips keep the rule above.
@@ -298,7 +303,7 @@ def check_transcript(
 
     collapsed, remainder, unit = collapse_loops(cleaned)
     if collapsed != cleaned:
-        keep_sentence = len(normalise(unit)) >= LOOP_SENTENCE_MIN_CHARS
+        keep_sentence = _looped_sentence(normalise(unit), result, language)
         nothing_left = not normalise(remainder) and not keep_sentence and not _looped_word(result, audio_s)
         if nothing_left or not normalise(collapsed):
             return GuardVerdict(False, "", REPETITION)
@@ -306,8 +311,15 @@ def check_transcript(
 
     if _prompt_echo(cleaned, prompt, hotwords):
         return GuardVerdict(False, "", PROMPT_ECHO)
-    # Layout only (no word changes), so it sets no reason: Mandarin is written without spaces.
-    return GuardVerdict(True, display_spacing(cleaned, language), reason)
+    return GuardVerdict(True, cleaned, reason)
+
+
+def _looped_sentence(unit: str, result: AsrResult, language: str) -> bool:
+    """A looped unit long enough to be a real sentence the decoder failed to stop after."""
+    if len(unit) >= LOOP_SENTENCE_MIN_CHARS:
+        return True
+    cjk = language in CJK_LANGUAGES and len(unit) >= LOOP_SENTENCE_MIN_CHARS_CJK
+    return cjk and result.no_speech_prob < UNSURE_PHANTOM_NO_SPEECH
 
 
 def _looped_word(result: AsrResult, audio_s: float | None) -> bool:
@@ -323,9 +335,11 @@ def _looped_word(result: AsrResult, audio_s: float | None) -> bool:
 def check_request(result: AsrResult, request: AsrRequest) -> GuardVerdict:
     """:func:`check_transcript` with what the request carried: its prompt, hotwords and audio length.
 
-    This is the live path's last text step, so a kept text also gets its numbers in the language's
-    display form (:mod:`stream.asr.numbers`): amounts, day counts and dates read the same on screen
-    and in guidance whether Whisper wrote them in digits or in words.
+    This is the last text step of the live and offline paths (``accept_text``), so a kept text is
+    also put in the language's display form.  Layout and number form only, no word changes, so the
+    verdict's reason is not touched: Mandarin without spaces between words (:mod:`stream.asr.spacing`)
+    and numbers in one form (:mod:`stream.asr.numbers`), so amounts, day counts and dates read the
+    same on screen and in guidance whether Whisper wrote them in digits or in words.
     """
     verdict = check_transcript(
         result.text,
@@ -337,4 +351,9 @@ def check_request(result: AsrResult, request: AsrRequest) -> GuardVerdict:
     )
     if not verdict.keep:
         return verdict
-    return GuardVerdict(True, normalise_numbers(verdict.text, request.language), verdict.reason)
+    return GuardVerdict(True, display_form(verdict.text, request.language), verdict.reason)
+
+
+def display_form(text: str, language: str) -> str:
+    """Spacing first, so "下个月 15 号" is one number's context before numbers are rewritten."""
+    return normalise_numbers(display_spacing(text, language), language)

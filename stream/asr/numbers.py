@@ -6,7 +6,7 @@ inconsistently: "12600元" next to "两千九百块", "$1840" next to "2,400 dol
 pure text in, text out (no model), applied to every kept transcript, and is the yardstick of the
 accuracy bench's numbers-right rate (both sides go through it).
 
-Display forms (documented in the README):
+Display forms:
 
 * Mandarin: plain Arabic digits, no thousands separators, the unit kept as spoken:
   "一千零五十元" -> "1050元", "两万" -> "20000", "六十天" -> "60天", "十二期" -> "12期",
