@@ -37,6 +37,7 @@ ZH_FORMS = [
     ("3千2", "3200"),
     ("2万", "20000"),
     ("分12,000", "分12000"),
+    ("分12,000,每期", "分12000,每期"),  # Whisper's ASCII comma after the number (dev_zh_01 t11, 8 kHz)
     ("１２６００元", "12600元"),
     # 期 heard as 七 right before an amount (dev_zh_01 t11 and dev_zh_02 t10, 16 kHz)
     ("每71050元。", "每期1050元。"),
@@ -94,6 +95,10 @@ EN_UNTOUCHED = [
     "$100 and $3",  # ambiguous split amount: left alone
     "someone often attends",  # number words inside other words
     "May I speak with Rebecca",
+    "nine nine nine days",  # digits read one by one, even before a unit
+    "a hundred dollars",  # "a" for one is not read
+    "hundreds of dollars",
+    "one and two days",
 ]
 
 

@@ -20,7 +20,8 @@ What is never touched, because it is not a quantity or is not safe to rewrite:
 * digit-by-digit readings ("三七零八", "幺三八…", "five five five one"): ID and phone digits stay
   exactly as said, so masking still sees them and nothing turns into a different number;
 * Arabic digit runs without a unit or scale ("1333", "1986" said as digits): left as written;
-* a bare 一 / "one" without a scale (一次性, 一分都没还, 这一期, "one morning"), Chinese ordinals
+* a bare 一 / "one" without a scale (一次性, 一分都没还, 这一期, "one morning"), "a hundred",
+  Chinese ordinals
   (第一期), 十分 (very), 千万 / 万一 / 百分之 (they start with a place word, not a digit) and
   English ordinals outside a date ("the first of every month");
 * Whisper's split amounts: "$100 and $3" may be $103, $130 or two amounts; no rule tells them apart,
@@ -49,7 +50,7 @@ ZH_BARE_ONE = "一"  # alone it is "a"/"one whole" far more often than the numbe
 ZH_CURRENCY = "元块"
 
 _ZH_RUN = re.compile(r"(?:[零〇一二两三四五六七八九十百千万亿]|\d+)+")
-_ZH_GROUPED = re.compile(r"(?<![\d,])\d{1,3}(?:,\d{3})+(?![\d,])")
+_ZH_GROUPED = re.compile(r"(?<!\d)(?<!\d,)\d{1,3}(?:,\d{3})+(?!\d|,\d)")
 _ZH_EACH_QI = re.compile(
     r"每[7七](?=(?:\d+|[一二两三四五六七八九][零〇一二两三四五六七八九十百千万]*)[元块])"
 )
@@ -273,7 +274,11 @@ def _en_number(text: str, match: re.Match[str]) -> str:
     i = 0
     while i < len(tokens):
         value, used, scaled = parse_en(tokens[i:])
-        used = max(used, 1)
+        if used == 0 or (i == 0 and not scaled and used < len(tokens)):
+            # Not a number ("hundred days", "a" comes before it) or digits read one by one
+            # ("nine nine nine days"): the rest of the run stays as said.
+            out.append("".join(w + s for w, s in zip(tokens[i:], [*seps[i:], ""], strict=True)))
+            break
         joins = [k for k in range(i, i + used - 1) if seps[k].strip(" ,") == "and"]
         stopped_at_scale = i + used < len(tokens) and _en_kind(tokens[i + used]) == "scale"
         if joins and (stopped_at_scale or _en_kind(tokens[joins[0]]) != "scale"):
