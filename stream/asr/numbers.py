@@ -121,14 +121,28 @@ def _zh_follows_unit(text: str, pos: int) -> bool:
     return any(text.startswith(unit, pos) for unit in ZH_UNITS)
 
 
+def _digit_by_digit_prefix(run: str) -> int:
+    """Length of the digits read one by one at the start of ``run``, left as said: all of
+    "三七零八", "一七" of "一七两千九百" (Whisper's 第一期两千九百: the last digit before a place
+    word starts the amount), nothing of "三千二"."""
+    bare = 0
+    while bare < len(run) and run[bare] in ZH_DIGITS:
+        bare += 1
+    if bare < 2:
+        return 0
+    if bare == len(run) or (run[bare] not in ZH_PLACES and run[bare] not in ZH_BIG):
+        return len(run)  # digits (and maybe Arabic ones) with no place word after them
+    return bare - 1
+
+
 def _zh_number(text: str, match: re.Match[str]) -> str:
     run, start = match.group(0), match.start()
     out: list[str] = []
-    pos = 0
+    pos = _digit_by_digit_prefix(run)
+    out.append(run[:pos])
     while pos < len(run):
         parsed = parse_zh(run[pos:])
-        if parsed is None or (pos == 0 and not parsed.placed and parsed.length < len(run)):
-            # A digit-by-digit reading ("三七零八") or a run starting with 零/a place word: as said.
+        if parsed is None:  # a run starting with 零 or a place word: as said
             out.append(run[pos:])
             break
         word = run[pos : pos + parsed.length]
