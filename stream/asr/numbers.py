@@ -21,11 +21,12 @@ What is never touched, because it is not a quantity or is not safe to rewrite:
   exactly as said, so masking still sees them and nothing turns into a different number;
 * Arabic digit runs without a unit or scale ("1333", "1986" said as digits): left as written;
 * a bare 一 / "one" without a scale (一次性, 一分都没还, 这一期, "one morning"), "a hundred",
-  Chinese ordinals
-  (第一期), 十分 (very), 千万 / 万一 / 百分之 (they start with a place word, not a digit) and
-  English ordinals outside a date ("the first of every month");
-* Whisper's split amounts: "$100 and $3" may be $103, $130 or two amounts; no rule tells them apart,
-  so they stay.  The one repair made is 每期 heard as 每七 right before an amount ("每71050元",
+  Chinese ordinals (第一期), 十分 (very), 千万 / 万一 / 百分之 (they start with a place word, not a
+  digit), numbers said without a scale and without a unit after them ("三十", "three calls": not
+  known to be a quantity) and English ordinals outside a date ("the first of every month");
+* Whisper's split amounts and misheard numbers: "$100 and $3" may be $103, $130 or two amounts, and
+  "分12000" (分十二期) or "于70天" (逾期十天) are mishearings, not forms; no rule tells them apart from
+  real amounts, so they stay.  The one repair made is 每期 heard as 每七 right before an amount ("每71050元",
   "每七两千九百块"): 期 and 七 are both qī, and "每7" directly followed by a currency amount has no
   other reading.
 """
