@@ -248,6 +248,13 @@ def test_a_mandarin_sentence_whisper_looped_is_kept_once() -> None:
     doubtful = AsrResult(looped, UNSURE_PHANTOM_NO_SPEECH, -0.18, 1.0)
     assert not check_transcript(looped, doubtful, language="zh", audio_s=2.5).keep
     assert zh("账单 账单 账单 账单 账单 账单 账单 账单") == (False, "", REPETITION)  # a word, not a sentence
+    # Service window, dev_zh_03 t14 (16 kHz and 8 kHz): "行，就这样吧" on a 1.6 s clip.
+    short = "行 就这样吧行 就这样吧行 就这样吧行 就这样吧行 就这样吧行 就这样吧行 就这样吧行"
+    verdict = check_transcript(short, AsrResult(short, 0.0015, -0.12, 1.0), language="zh", audio_s=1.6)
+    assert (verdict.keep, verdict.text) == (True, "行 就这样吧")
+    assert not check_transcript(short, AsrResult(short, 0.0015, -0.12, 1.0), language="zh", audio_s=4.0).keep
+    words = "账单 账单 账单 账单 账单 账单 账单 账单"
+    assert not check_transcript(words, AsrResult(words, 0.0015, -0.12, 1.0), language="zh", audio_s=2.0).keep
 
 
 def test_a_looped_digit_is_removed_not_kept_as_an_amount() -> None:

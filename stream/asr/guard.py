@@ -50,9 +50,15 @@ LOOP_MAX_UNIT_CHARS = 40  # bounds the regex work; Whisper's loops are short phr
 # "Hello, is this Marcus Bell?"), so one copy is kept even when nothing else remains.
 LOOP_SENTENCE_MIN_CHARS = 12
 # A Mandarin character is a syllable, so a sentence is shorter: whisper-base at 8 kHz looped the
-# customer's "最后四位是三七零八" (9 characters) three times and the whole answer was lost.  Kept
-# only when the model is sure there was speech, as short phrases are what it loops on noise.
+# customer's "最后四位是三七零八" (9 characters) three times and the whole answer was lost, and with
+# the service window it looped "行，就这样吧" (5) on a 1.6 s clip.  One copy is kept when the model is
+# sure there was speech and the unit is long enough to be what the clip said: at least
+# LOOP_UNIT_CHARS_PER_S characters per second of clip (Mandarin is spoken at 3-6), or, when the clip
+# length is not known, LOOP_SENTENCE_MIN_CHARS_CJK characters.  A word looped on noise ("账单", 2
+# characters on a 2 s clip) stays below both.
 LOOP_SENTENCE_MIN_CHARS_CJK = 6
+LOOP_UNIT_MIN_CHARS_CJK = 4
+LOOP_UNIT_CHARS_PER_S = 2.5
 CJK_LANGUAGES = ("zh",)
 # On a clip this short (a word or two: "Hi", "喂") Whisper, handed the clip padded with silence,
 # often fails to stop after the word and loops it ("hi hi hi hi ..." on a 0.66 s "Hi"): one copy is
@@ -303,7 +309,7 @@ def check_transcript(
 
     collapsed, remainder, unit = collapse_loops(cleaned)
     if collapsed != cleaned:
-        keep_sentence = _looped_sentence(normalise(unit), result, language)
+        keep_sentence = _looped_sentence(normalise(unit), result, language, audio_s)
         nothing_left = not normalise(remainder) and not keep_sentence and not _looped_word(result, audio_s)
         if nothing_left or not normalise(collapsed):
             return GuardVerdict(False, "", REPETITION)
@@ -314,12 +320,15 @@ def check_transcript(
     return GuardVerdict(True, cleaned, reason)
 
 
-def _looped_sentence(unit: str, result: AsrResult, language: str) -> bool:
+def _looped_sentence(unit: str, result: AsrResult, language: str, audio_s: float | None) -> bool:
     """A looped unit long enough to be a real sentence the decoder failed to stop after."""
     if len(unit) >= LOOP_SENTENCE_MIN_CHARS:
         return True
-    cjk = language in CJK_LANGUAGES and len(unit) >= LOOP_SENTENCE_MIN_CHARS_CJK
-    return cjk and result.no_speech_prob < UNSURE_PHANTOM_NO_SPEECH
+    if language not in CJK_LANGUAGES or result.no_speech_prob >= UNSURE_PHANTOM_NO_SPEECH:
+        return False
+    if audio_s is None:
+        return len(unit) >= LOOP_SENTENCE_MIN_CHARS_CJK
+    return len(unit) >= max(LOOP_UNIT_MIN_CHARS_CJK, audio_s * LOOP_UNIT_CHARS_PER_S)
 
 
 def _looped_word(result: AsrResult, audio_s: float | None) -> bool:
