@@ -18,6 +18,25 @@ reference -- amount, day count, instalment count, date -- counted right when the
 same value; both sides through ``stream.asr.numbers``), turns the guard dropped, and the mean
 decode time per utterance (the machine is shared, so times are noisy).
 
+Measured 2026-12-02 on the shared 2-core machine (load average 13-19, so times are inflated), whisper-base
+int8, all 5 calls, pooled (numbers right = reference numbers found with the right value):
+
+    window              rate  zh CER  zh numbers    en WER  en numbers  ms/utt zh / en
+    utterance + 1 s     16k   15.7%   15/24 (62%)   14.8%   10/11       1095 / 935
+    (service default)    8k   16.3%   15/24 (62%)   26.6%    8/11        868 / 792
+    utterance + 4 s     16k   11.9%   16/24         14.1%    9/11       1331 / 892
+                         8k   17.1%   13/24         27.0%    8/11       1361 / 1091
+    utterance + 8 s     16k   12.7%   16/24         12.5%    9/11       1643 / 1141
+                         8k   12.6%   19/24         29.3%    9/11       1869 / 1468
+    utterance + 15 s    16k   11.8%   16/24         12.0%    9/11       2651 / 2091
+                         8k   12.9%   18/24         27.3%    9/11       2232 / 2014
+    standard 30 s       16k   11.6%   18/24 (75%)   12.7%   10/11       3759 / 3073
+                         8k   13.1%   18/24 (75%)   32.1%    9/11       3739 / 3602
+
+Most of the service window's extra Mandarin error is one turn: dev_zh_01 t9 (48 characters, four
+numbers) ends after its first word ("可以的" / "刻意登") at both rates, while every longer window
+transcribes it whole.
+
     .venv/bin/python bench/asr_accuracy.py [--quick] [--calls dev_zh_01,dev_en_02] [--rates 16k,8k]
                                            [--windows 1,30] [--tsv out.tsv]
 """
