@@ -216,3 +216,89 @@ def test_real_model_output_on_noise_never_survives(tmp_path_factory: pytest.Temp
     result = model.transcribe(AsrRequest(speech, "zh", prompt=ZH_PROMPT, hotwords=HOTWORDS))
     verdict = check_transcript(result.text, result, language="zh", prompt=ZH_PROMPT, hotwords=HOTWORDS)
     assert verdict.keep and verdict.text == result.text and "周明辉" in verdict.text
+
+
+# ---------------------------------------------------------------- token loops, Mandarin spacing, numbers
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "3 3 3 3 3 3 3 3 3 3 3 3 3 3 3",  # issue 13: whisper-base looping a digit; it passed the guard
+        "3 3 3 3",
+        "1, 1, 1, 1",
+        "12 12 12 12 12",
+        "对 对 对 对",  # single characters as separate tokens
+        "哈哈哈哈哈哈哈哈哈哈哈哈",
+        "I will I will I will I will",
+    ],
+)
+def test_token_and_digit_loops_of_any_length_are_dropped(text: str) -> None:
+    assert zh(text) == (False, "", REPETITION)
+    assert en(text) == (False, "", REPETITION)
+
+
+def test_a_mandarin_sentence_whisper_looped_is_kept_once() -> None:
+    # whisper-base, service window, dev_zh_01 t3 at 8 kHz (a 2.5 s clip): the ID digits were lost.
+    looped = "最后四位是三区零方 最后四位是三区零方 最后四位是三区零方 最后四位是三"
+    sure = AsrResult(looped, 0.002, -0.18, 1.0)
+    assert check_transcript(looped, sure, language="zh", audio_s=2.5) == GuardVerdict(
+        True, "最后四位是三区零方", REPETITION
+    )
+    doubtful = AsrResult(looped, UNSURE_PHANTOM_NO_SPEECH, -0.18, 1.0)
+    assert not check_transcript(looped, doubtful, language="zh", audio_s=2.5).keep
+    assert zh("账单 账单 账单 账单 账单 账单 账单 账单") == (False, "", REPETITION)  # a word, not a sentence
+    # Service window, dev_zh_03 t14 (16 kHz and 8 kHz): "行，就这样吧" on a 1.6 s clip.
+    short = "行 就这样吧行 就这样吧行 就这样吧行 就这样吧行 就这样吧行 就这样吧行 就这样吧行"
+    verdict = check_transcript(short, AsrResult(short, 0.0015, -0.12, 1.0), language="zh", audio_s=1.6)
+    assert (verdict.keep, verdict.text) == (True, "行 就这样吧")
+    assert not check_transcript(short, AsrResult(short, 0.0015, -0.12, 1.0), language="zh", audio_s=4.0).keep
+    words = "账单 账单 账单 账单 账单 账单 账单 账单"
+    assert not check_transcript(words, AsrResult(words, 0.0015, -0.12, 1.0), language="zh", audio_s=2.0).keep
+
+
+def test_a_looped_digit_is_removed_not_kept_as_an_amount() -> None:
+    assert zh("每期还款 3 3 3 3 3 3 3 3 3 3") == (True, "每期还款", REPETITION)
+    assert zh("好的，1，1，1，1，1") == (True, "好的，", REPETITION)
+    assert collapse_loops("pay 3 3 3 3 3 now") == ("pay now", "pay now", "3")
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["No, no, no.", "对对对", "对对对对", "我的号码是1333", "尾号是1 3 3 3", "1,000,000,000", "哈哈，行吧"],
+)
+def test_legitimate_repetition_survives(text: str) -> None:
+    assert zh(text) == (True, text, None)
+
+
+@pytest.mark.parametrize(
+    ("whisper", "shown"),
+    [
+        ("喂 你好 我是林小文。", "喂你好我是林小文。"),  # whisper-base, dev_zh_03 t5: short chunks
+        (
+            "谢谢您 期 捧写师您的消费带 已经 已 期 2期 龙。",
+            "谢谢您期捧写师您的消费带已经已期2期龙。",
+        ),  # words
+        ("对 我就是周明辉 你说吧", "对，我就是周明辉，你说吧"),  # with the service's hotword prompt
+        ("你这是什么态度? 查清楚之前不要再打我电话", "你这是什么态度?查清楚之前不要再打我电话"),  # t12
+        ("還款 3200 元", "还款3200元"),
+        ("我用 iPhone 转的", "我用 iPhone 转的"),  # spaces next to Latin words stay
+        ("尾号是 1 3 3 8", "尾号是1 3 3 8"),  # digits read one by one keep their spaces
+    ],
+)
+def test_mandarin_finals_have_no_spaces_between_words(whisper: str, shown: str) -> None:
+    clip = np.zeros(2 * SAMPLE_RATE, np.float32)
+    verdict = check_request(AsrResult(whisper.replace("還", "还"), 0.05, -0.3, 1.0), AsrRequest(clip, "zh"))
+    assert (verdict.keep, verdict.text, verdict.reason) == (True, shown, None)
+    english = check_request(AsrResult("I see you", 0.05, -0.3, 1.0), AsrRequest(clip, "en"))
+    assert english.text == "I see you"
+
+
+def test_the_live_path_shows_numbers_in_display_form() -> None:
+    clip = np.zeros(2 * SAMPLE_RATE, np.float32)
+    zh_result = AsrResult("分成十二期 每期一千零五十元,从下个月 15 号开始", 0.05, -0.3, 1.0)
+    assert check_request(zh_result, AsrRequest(clip, "zh")).text == "分成12期，每期1050元,从下个月15号开始"
+    en_result = AsrResult("You're ninety days behind on 2400 dollars.", 0.05, -0.3, 1.0)
+    assert check_request(en_result, AsrRequest(clip, "en")).text == "You're 90 days behind on $2,400."
+    loop = AsrResult("3 3 3 3 3 3 3 3 3 3 3 3 3 3 3", 0.05, -0.3, 1.0)
+    assert not check_request(loop, AsrRequest(clip, "zh")).keep

@@ -22,6 +22,8 @@ from functools import lru_cache
 from typing import Any
 
 from stream.asr.base import SAMPLE_RATE, AsrRequest, AsrResult
+from stream.asr.numbers import normalise_numbers
+from stream.asr.spacing import display_spacing
 
 # Whisper's own silence rule (transcribe.py defaults): both must hold.
 NO_SPEECH_THRESHOLD = 0.6
@@ -37,11 +39,27 @@ UNSURE_PHANTOM_NO_SPEECH = 0.5
 LOOP_MIN_REPEATS_SHORT = 6  # units of <= LOOP_SHORT_UNIT_CHARS ("对对对对" and "行了行了" are real speech)
 LOOP_MIN_REPEATS_LONG = 3  # longer units: nobody says the same phrase three times running
 LOOP_MIN_REPEATS_DIGITS = 16  # "1000000" is a number, not a loop
+# A digit or a single character written as separate tokens ("3 3 3 3", "1, 1, 1, 1", "a a a a") is
+# no number and no word: four copies are a loop.  Three survive: "1 3 3 3" is a phone number read out.
+LOOP_MIN_REPEATS_TOKENS = 4
+# What separates the copies of a token loop; a bare "," or "." between digits groups a number instead.
+TOKEN_SEPARATORS = frozenset(" \t，、；;")
 LOOP_SHORT_UNIT_CHARS = 3
 LOOP_MAX_UNIT_CHARS = 40  # bounds the regex work; Whisper's loops are short phrases
 # A looped unit this long is a real sentence the decoder failed to stop after (seen on a 1.8 s
 # "Hello, is this Marcus Bell?"), so one copy is kept even when nothing else remains.
 LOOP_SENTENCE_MIN_CHARS = 12
+# A Mandarin character is a syllable, so a sentence is shorter: whisper-base at 8 kHz looped the
+# customer's "最后四位是三七零八" (9 characters) three times and the whole answer was lost, and with
+# the service window it looped "行，就这样吧" (5) on a 1.6 s clip.  One copy is kept when the model is
+# sure there was speech and the unit is long enough to be what the clip said: at least
+# LOOP_UNIT_CHARS_PER_S characters per second of clip (Mandarin is spoken at 3-6), or, when the clip
+# length is not known, LOOP_SENTENCE_MIN_CHARS_CJK characters.  A word looped on noise ("账单", 2
+# characters on a 2 s clip) stays below both.
+LOOP_SENTENCE_MIN_CHARS_CJK = 6
+LOOP_UNIT_MIN_CHARS_CJK = 4
+LOOP_UNIT_CHARS_PER_S = 2.5
+CJK_LANGUAGES = ("zh",)
 # On a clip this short (a word or two: "Hi", "喂") Whisper, handed the clip padded with silence,
 # often fails to stop after the word and loops it ("hi hi hi hi ..." on a 0.66 s "Hi"): one copy is
 # kept when the model is sure there was speech.  Longer clips keep the rule above.
@@ -145,7 +163,9 @@ _MARKERS = tuple(dict.fromkeys(normalise(m) for m in PHANTOM_MARKERS))
 _UNSURE = {lang: frozenset(normalise(p) for p in phrases) for lang, phrases in UNSURE_PHANTOMS.items()}
 _SEP_RE = re.compile(_SEPARATORS)
 _LOOP_RE = re.compile(
-    rf"(?P<unit>\S.{{0,{LOOP_MAX_UNIT_CHARS - 1}}}?)(?:{_SEPARATORS}(?P=unit)){{2,}}",
+    # A digit copy never starts or ends inside a longer number ("13 3 3 3", "3 3 3 32000").
+    rf"(?P<unit>(?!(?<=\d)\d)\S.{{0,{LOOP_MAX_UNIT_CHARS - 1}}}?)"
+    rf"(?:{_SEPARATORS}(?P=unit)(?!(?<=\d)\d)){{2,}}",
     re.DOTALL,
 )
 
@@ -169,15 +189,31 @@ def _strip_phantoms(text: str) -> str:
     return "".join(kept).strip()
 
 
-def _min_repeats(unit: str) -> int:
+def _is_digits(core: str) -> bool:
+    return core.replace(",", "").replace(".", "").isdigit()  # ",000" of "1,000,000,000" too
+
+
+def _token_loop(core: str, looped: str) -> bool:
+    """A digit or single character repeated as separate tokens ("3 3 3 3", "1, 1, 1", "a a a")."""
+    separators = set(looped.replace(core, ""))
+    return bool(separators & TOKEN_SEPARATORS) and (core.isdigit() or len(core) == 1)
+
+
+def _min_repeats(unit: str, looped: str) -> int:
+    """Copies of ``unit`` in ``looped`` (the matched run) that make it a loop."""
     core = unit.strip()
-    if core.isdigit():
+    if _token_loop(core, looped):
+        return LOOP_MIN_REPEATS_TOKENS
+    if _is_digits(core):
         return LOOP_MIN_REPEATS_DIGITS
     return LOOP_MIN_REPEATS_SHORT if len(core) <= LOOP_SHORT_UNIT_CHARS else LOOP_MIN_REPEATS_LONG
 
 
 def collapse_loops(text: str) -> tuple[str, str, str]:
-    """(text with every loop cut to one unit, text with loops removed entirely, longest looped unit)."""
+    """(text with every loop cut to one unit, text with loops removed entirely, longest looped unit).
+
+    A looped digit token ("3 3 3 3") is removed from the first text too, not cut to one copy.
+    """
     collapsed: list[str] = []
     removed: list[str] = []
     longest = ""
@@ -188,7 +224,7 @@ def collapse_loops(text: str) -> tuple[str, str, str]:
             break
         unit = match.group("unit")
         repeats = len(re.findall(re.escape(unit), match.group(0)))
-        if repeats < _min_repeats(unit):
+        if repeats < _min_repeats(unit, match.group(0)):
             collapsed.append(text[pos : match.start() + 1])
             removed.append(text[pos : match.start() + 1])
             pos = match.start() + 1
@@ -202,6 +238,11 @@ def collapse_loops(text: str) -> tuple[str, str, str]:
         closing = _SEP_RE.match(text, match.start() + len(unit))
         punct = closing.group(0).strip() if closing else ""
         kept = unit + punct
+        if unit.strip().isdigit() and _token_loop(unit.strip(), match.group(0)):
+            # Not even one copy of a looped digit is kept: shown as an amount it could change the deal.
+            kept, punct = "", ""
+            trailing = _SEP_RE.match(text, end)
+            end = trailing.end() if trailing and text[: match.start()].endswith(" ") else end
         after = _SEP_RE.match(text, end)
         if punct and after and after.group(0):  # don't double it with the loop's trailing separator
             end = after.end()
@@ -268,14 +309,26 @@ def check_transcript(
 
     collapsed, remainder, unit = collapse_loops(cleaned)
     if collapsed != cleaned:
-        keep_sentence = len(normalise(unit)) >= LOOP_SENTENCE_MIN_CHARS
-        if not normalise(remainder) and not keep_sentence and not _looped_word(result, audio_s):
+        keep_sentence = _looped_sentence(normalise(unit), result, language, audio_s)
+        nothing_left = not normalise(remainder) and not keep_sentence and not _looped_word(result, audio_s)
+        if nothing_left or not normalise(collapsed):
             return GuardVerdict(False, "", REPETITION)
         cleaned, reason = collapsed, REPETITION
 
     if _prompt_echo(cleaned, prompt, hotwords):
         return GuardVerdict(False, "", PROMPT_ECHO)
     return GuardVerdict(True, cleaned, reason)
+
+
+def _looped_sentence(unit: str, result: AsrResult, language: str, audio_s: float | None) -> bool:
+    """A looped unit long enough to be a real sentence the decoder failed to stop after."""
+    if len(unit) >= LOOP_SENTENCE_MIN_CHARS:
+        return True
+    if language not in CJK_LANGUAGES or result.no_speech_prob >= UNSURE_PHANTOM_NO_SPEECH:
+        return False
+    if audio_s is None:
+        return len(unit) >= LOOP_SENTENCE_MIN_CHARS_CJK
+    return len(unit) >= max(LOOP_UNIT_MIN_CHARS_CJK, audio_s * LOOP_UNIT_CHARS_PER_S)
 
 
 def _looped_word(result: AsrResult, audio_s: float | None) -> bool:
@@ -289,8 +342,15 @@ def _looped_word(result: AsrResult, audio_s: float | None) -> bool:
 
 
 def check_request(result: AsrResult, request: AsrRequest) -> GuardVerdict:
-    """:func:`check_transcript` with what the request carried: its prompt, hotwords and audio length."""
-    return check_transcript(
+    """:func:`check_transcript` with what the request carried: its prompt, hotwords and audio length.
+
+    This is the last text step of the live and offline paths (``accept_text``), so a kept text is
+    also put in the language's display form.  Layout and number form only, no word changes, so the
+    verdict's reason is not touched: Mandarin without spaces between words (:mod:`stream.asr.spacing`)
+    and numbers in one form (:mod:`stream.asr.numbers`), so amounts, day counts and dates read the
+    same on screen and in guidance whether Whisper wrote them in digits or in words.
+    """
+    verdict = check_transcript(
         result.text,
         result,
         language=request.language,
@@ -298,3 +358,11 @@ def check_request(result: AsrResult, request: AsrRequest) -> GuardVerdict:
         hotwords=request.hotwords,
         audio_s=len(request.audio) / SAMPLE_RATE,
     )
+    if not verdict.keep:
+        return verdict
+    return GuardVerdict(True, display_form(verdict.text, request.language), verdict.reason)
+
+
+def display_form(text: str, language: str) -> str:
+    """Spacing first, so "下个月 15 号" is one number's context before numbers are rewritten."""
+    return normalise_numbers(display_spacing(text, language), language)
