@@ -206,7 +206,10 @@ async def test_postgres_stopped_mid_call_loses_nothing(postgres: PrivatePostgres
             rec = store.get_call(call_id)
             assert rec is not None and rec.status == "ended"
         stats = sink.stats()
-        assert stats["lost"] == 0 and stats["replayed"] == stats["spooled"] == len(a) + len(b) - 6
+        # What the outage spooled was replayed; the events sent after the restart were spooled too
+        # unless the backlog had already drained by then (timing), so count only the outage's.
+        assert stats["lost"] == 0 and stats["replayed"] == stats["spooled"]
+        assert len(a[6:12] + b) <= stats["spooled"] <= len(a) + len(b) - 6
         assert stats["last_failure"] is None and (tmp_path / "spool.jsonl").stat().st_size == 0
     finally:
         await sink.aclose()
