@@ -95,12 +95,22 @@ def embed_exemplars(pb: Playbook, encoder: TextEncoder, cache: ArrayCache) -> Ex
         sets,
         _example_lines(rows, vectors),
         [
-            TrainingLine(
-                x.language, text, vec, NO_STAGE if x.stage in (None, NO_STAGE_LABEL) else x.stage, x.rules
-            )
+            TrainingLine(x.language, text, vec, stage_taught(x), x.rules)
             for x, text, vec in zip(labelled, labelled_texts, labelled_vectors, strict=True)
         ],
     )
+
+
+def stage_taught(x: LabelledLine) -> str | None:
+    """The stage a labelled line teaches the stage model, or None for none.
+
+    A line quoted from a public document (it has a ``source``) teaches rules only: lifted out of
+    its call, its stage label is a guess, and those lines (dunning notices, bare demands) pulled
+    the stage model away from our own calls' stages.
+    """
+    if x.source:
+        return None
+    return NO_STAGE if x.stage in (None, NO_STAGE_LABEL) else x.stage
 
 
 def _example_lines(rows: list[tuple[str, str, str, str]], vectors: np.ndarray) -> list[TrainingLine]:

@@ -318,6 +318,7 @@ def _read_labelled(problems: Problems, languages: tuple[str, ...]) -> tuple[Labe
                     tuple(rules),
                     tuple(signals),
                     batch if isinstance(batch, str) else "",
+                    source if isinstance(source := d.get("source", ""), str) else "",
                 )
             )
     return tuple(out)
