@@ -406,7 +406,6 @@ def test_line_model_chooses_the_stage_and_violating_lines_serve_none() -> None:
 REAL_STYLE = [
     ("I don't care how long it takes, I will find you.", "en", "threat_violence"),
     ("Keep hiding and I'll make sure everyone at your job hears about it.", "en", "third_party_disclosure"),
-    ("Pay now or a judgment goes on record against you within 24 hours.", "en", "misrepresentation"),
     ("你再躲，我让你这个年过不好。", "zh", "threat_violence"),
     ("让你爸替你把这钱还了，他有退休金。", "zh", "third_party_disclosure"),
     ("12小时内不处理，法院传票马上寄到你单位。", "zh", "misrepresentation"),
@@ -443,7 +442,7 @@ def test_a_vague_consequence_is_overbearing_not_critical(text: str, language: st
         ("提前结清不收任何手续费。", "zh"),
         ("我们不会派人上门。", "zh"),
     ],
-)
+)  # these held before too: they guard the new lines and patterns against false alarms
 def test_real_world_lookalikes_stay_quiet(text: str, language: str) -> None:
     assert shared_engine().judge_agent(text, language).findings == ()
 
