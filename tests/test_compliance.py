@@ -449,9 +449,10 @@ def test_real_world_lookalikes_stay_quiet(text: str, language: str) -> None:
 
 def test_a_quoted_line_teaches_rules_but_no_stage() -> None:
     """Lines quoted from public documents (with a ``source``) train the rule models only."""
-    own = LabelledLine("en", "agent", "Would fifty a month work?", "proposal", (), (), "real1")
+    own = LabelledLine("en", "agent", "Would fifty a month work?", "proposal", (), (), "dev9")
     quoted = dataclasses.replace(own, source="en-cfpb-complaint-row1")
     assert stage_taught(own) == "proposal"
     assert stage_taught(quoted) is None
+    assert stage_taught(dataclasses.replace(own, batch="real1")) is None  # RULES_ONLY_BATCHES
     assert stage_taught(dataclasses.replace(own, stage="*")) == NO_STAGE
     assert any(x.source for x in load_playbook().labelled)  # the real-world train half is there
