@@ -206,8 +206,15 @@ class GuidanceEngine:
     def _with_line_model(
         self, text: str, language: str, findings: list[Finding], line: LineJudgement
     ) -> list[Finding]:
-        """Findings plus the rules the line model is sure of (never a reassurance of that rule)."""
+        """Findings plus the rules the line model is sure of (never a reassurance of that rule),
+        less nearest-example findings on a line the model reads as compliant (Thresholds.line_veto_*)."""
         t = self.thresholds
+        if line.violation < t.line_veto_violation:  # the model's "compliant" outweighs topic
+            findings = [
+                f
+                for f in findings
+                if f.source != "similarity" or line.rules.get(f.rule, 0.0) >= t.line_veto_rule
+            ]
         have = {f.rule for f in findings}
         ranked = sorted(line.rules.items(), key=lambda kv: -kv[1])
         if have:

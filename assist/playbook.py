@@ -44,7 +44,7 @@ PLAYBOOK_FILES: tuple[str, ...] = ("playbook.yaml", "stages.yaml", "signals.yaml
 # JSON object per line, same format as bench/data; the learned line models train on them too.
 LABELLED_FILE = "labelled.jsonl"
 LABELLED_KEYS: tuple[str, ...] = ("language", "speaker", "text", "stage", "rules", "signals")
-LABELLED_OPTIONAL_KEYS: tuple[str, ...] = ("id", "split")
+LABELLED_OPTIONAL_KEYS: tuple[str, ...] = ("id", "split", "source")  # source: where a quoted line came from
 
 # Minimum counts from the issue: enough examples per class for nearest-example
 # similarity to generalise, and enough lines that suggestions need not repeat.
@@ -328,6 +328,7 @@ def _read_labelled(problems: Problems, languages: tuple[str, ...]) -> tuple[Labe
                     tuple(rules),
                     tuple(signals),
                     batch if isinstance(batch, str) else "",
+                    source if isinstance(source := d.get("source", ""), str) else "",
                 )
             )
     return tuple(out)

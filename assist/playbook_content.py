@@ -138,6 +138,7 @@ class LabelledLine:
     rules: tuple[str, ...]
     signals: tuple[str, ...]
     batch: str = ""  # the optional ``split`` key: which sitting wrote or reviewed it (for cross-validation)
+    source: str = ""  # the optional ``source`` key: the public document a quoted line comes from
 
 
 @dataclass(frozen=True)

@@ -103,3 +103,11 @@ class Thresholds:
     some rule and names the rules (each at line_rule_alone or more): "breaks something" with no
     rule standing out was mostly a calm line on a touchy topic ("You're ninety days behind...")."""
     line_rule_alone: float = 0.3
+    line_veto_violation: float = 0.5
+    line_veto_rule: float = 0.1
+    """A nearest-example (similarity) finding is dropped when the line model finds the line
+    compliant (violation below line_veto_violation) and gives that rule less than line_veto_rule:
+    calm dunning lines quoted in public sources ("You owe us $850, and you haven't been making any
+    payments") sat near misrepresentation examples on topic alone.  Chosen on the tune split, the
+    fresh batches dev18/dev19 and the real-world train half: at these values it dropped 7 wrong
+    similarity findings and no right one."""

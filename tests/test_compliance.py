@@ -11,8 +11,10 @@ import pytest
 
 from assist.clauses import split_clauses, weight
 from assist.events import ComplianceRetracted, ComplianceWarning
-from assist.exemplars import train_violation_detector
-from assist.playbook_content import RULE_IDS
+from assist.exemplars import stage_taught, train_violation_detector
+from assist.playbook import load_playbook
+from assist.playbook_content import RULE_IDS, LabelledLine
+from assist.stages import NO_STAGE
 from tests.engines import GUIDANCE_MARKS, shared_engine
 
 pytestmark = GUIDANCE_MARKS
@@ -378,3 +380,62 @@ def test_line_model_chooses_the_stage_and_violating_lines_serve_none() -> None:
         engine.judge_agent("Keep dodging me and see how long your little shop stays open.", "en").stage
         is None
     )
+
+
+# Issue 11: collectors' words the way public sources quote them.  Written for these tests in the
+# styles the real-world train half showed were missed (not copied from bench/data/realworld.jsonl
+# or prompts/labelled.jsonl); each was missed, or given a wrong rule, before the train half and
+# batch real1 joined prompts/labelled.jsonl and the court-timeline and fee patterns were added.
+REAL_STYLE = [
+    ("I don't care how long it takes, I will find you.", "en", "threat_violence"),
+    ("Keep hiding and I'll make sure everyone at your job hears about it.", "en", "third_party_disclosure"),
+    ("你再躲，我让你这个年过不好。", "zh", "threat_violence"),
+    ("让你爸替你把这钱还了，他有退休金。", "zh", "third_party_disclosure"),
+    ("12小时内不处理，法院传票马上寄到你单位。", "zh", "misrepresentation"),
+]
+
+
+@pytest.mark.parametrize(("text", "language", "rule"), REAL_STYLE)
+def test_real_world_styles_get_their_rule(text: str, language: str, rule: str) -> None:
+    findings = shared_engine().judge_agent(text, language).findings
+    assert rule in {f.rule for f in findings}, findings
+
+
+@pytest.mark.parametrize(
+    ("text", "language"),
+    [
+        ("下周一前不给答复，后果自负。", "zh"),
+        ("Get me an answer by Monday or face the consequences.", "en"),
+    ],
+)
+def test_a_vague_consequence_is_overbearing_not_critical(text: str, language: str) -> None:
+    """Severity follows evidence: an ultimatum with no words of harm is `overbearing` (minor)."""
+    findings = shared_engine().judge_agent(text, language).findings
+    assert {f.rule for f in findings} == {"overbearing"}, findings
+
+
+@pytest.mark.parametrize(
+    ("text", "language"),
+    [
+        # the borrower's own police report (identity theft) is not a criminal threat
+        ("What's your police report number for the stolen identity claim?", "en"),
+        ("您报警时派出所给的回执号码方便告诉我吗？我们会暂停催收。", "zh"),
+        # look-alikes of invented fees and announced visits
+        ("We won't add any fee for paying by card.", "en"),
+        ("提前结清不收任何手续费。", "zh"),
+        ("我们不会派人上门。", "zh"),
+    ],
+)  # these held before too: they guard the new lines and patterns against false alarms
+def test_real_world_lookalikes_stay_quiet(text: str, language: str) -> None:
+    assert shared_engine().judge_agent(text, language).findings == ()
+
+
+def test_a_quoted_line_teaches_rules_but_no_stage() -> None:
+    """Lines quoted from public documents (with a ``source``) train the rule models only."""
+    own = LabelledLine("en", "agent", "Would fifty a month work?", "proposal", (), (), "dev9")
+    quoted = dataclasses.replace(own, source="en-cfpb-complaint-row1")
+    assert stage_taught(own) == "proposal"
+    assert stage_taught(quoted) is None
+    assert stage_taught(dataclasses.replace(own, batch="real1")) is None  # RULES_ONLY_BATCHES
+    assert stage_taught(dataclasses.replace(own, stage="*")) == NO_STAGE
+    assert any(x.source for x in load_playbook().labelled)  # the real-world train half is there
