@@ -407,7 +407,7 @@ async def sqlite_service(tmp_path: Path) -> AsyncIterator[tuple[str, object, Pat
 
     from stream.live.pipeline import AsrPlan, SharedModels
     from stream.web.server import Service
-    from tests.test_server_ingest import FakeTranscriber
+    from tests.fakes import FakeTranscriber
 
     settings = load_settings(
         None,
@@ -446,7 +446,7 @@ async def test_a_live_call_through_the_service_survives_an_unwritable_store(
     import aiohttp
 
     from stream.web.server import Service
-    from tests.test_server_ingest import pcm16, send_audio, silence, start_frame, stereo, tone
+    from tests.fakes import pcm16, send_audio, silence, start_frame, stereo, tone
 
     addr, service, db = sqlite_service
     assert isinstance(service, Service) and service.store is not None
@@ -466,6 +466,7 @@ async def test_a_live_call_through_the_service_survives_an_unwritable_store(
                     assert time.monotonic() < deadline, health
                     await asyncio.sleep(0.1)
                 assert health["store"]["failures"] >= 1 and health["store"]["spool_oldest_age_s"] is not None
+                assert health["status"] == "degraded" and "spool" in health["problems"][0]
             await send_audio(ws, speech + pause)
             await ws.send_str(json.dumps({"type": "stop"}))
             async for _ in ws:
@@ -479,6 +480,7 @@ async def test_a_live_call_through_the_service_survives_an_unwritable_store(
     assert stored[0].type == "call.started" and stored[-1].type == "call.ended"
     assert sum(e.type == "transcript.final" for e in stored) == 6
     assert health["store"]["spool_events"] == 0 and health["store"]["lost"] == 0
+    assert health["status"] == "ok" and health["problems"] == []
     assert health["store"]["replayed"] >= 2
 
 
@@ -568,7 +570,7 @@ async def test_the_service_replays_a_left_spool_before_it_listens(tmp_path: Path
 
     from stream.live.pipeline import AsrPlan, SharedModels
     from stream.web.server import Service
-    from tests.test_server_ingest import FakeTranscriber
+    from tests.fakes import FakeTranscriber
 
     settings = load_settings(None, {"data_dir": str(tmp_path), "guidance": False, "auth.enabled": False})
     events = call_events("before", 3)

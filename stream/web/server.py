@@ -124,13 +124,18 @@ class Service:
 
     # -- plain HTTP ------------------------------------------------------
     async def healthz(self, _request: web.Request) -> web.Response:
+        store = self.store_sink.stats() if self.store_sink is not None else None
+        problems = store_problems(store)
         return web.json_response(
             {
-                "status": "ok",
+                # Liveness stays 200: a store outage must not get the node restarted (that would
+                # drop live calls); "degraded" and its reasons tell monitoring what is wrong.
+                "status": "degraded" if problems else "ok",
+                "problems": problems,
                 "live_calls": len(self.registry),
                 "uptime_s": round(time.time() - self.started, 1),
                 "asr": self.scheduler.stats(),
-                "store": self.store_sink.stats() if self.store_sink is not None else None,
+                "store": store,
                 "mqtt": self.mqtt.stats() if self.mqtt is not None else None,
             }
         )
@@ -204,3 +209,15 @@ def _mqtt_publisher(settings: Settings) -> MqttPublisher:
         reconnect_min_s=m.reconnect_min_s,
         reconnect_max_s=m.reconnect_max_s,
     )
+
+
+def store_problems(stats: dict[str, Any] | None) -> list[str]:
+    """Why the store side is not healthy, one line each, from the sink's ``stats()``."""
+    if stats is None:
+        return []
+    problems: list[str] = []
+    if stats.get("spool_events"):
+        problems.append(f"call store unavailable: {stats['spool_events']} event(s) wait in the spool")
+    if stats.get("error"):  # set while events are being lost; "lost" alone is the run's history
+        problems.append(f"events are being lost ({stats.get('lost', 0)} so far): {stats['error']}")
+    return problems
