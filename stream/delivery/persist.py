@@ -35,14 +35,15 @@ from typing import Any
 
 from assist.events import CallEnded, CallStarted, Event, TranscriptPartial
 from stream.delivery.spool import Spool, SpoolError
-from stream.settings import Settings
+from stream.settings import Settings, StoreSettings
 from stream.store import Store, UnknownCallError
 
 log = logging.getLogger(__name__)
 
 _END_STATUS = {"stop": "ended", "disconnected": "ended", "timeout": "ended", "shutdown": "interrupted"}
-SPOOL_RETRY_MIN_S = 0.5  # defaults of store.spool_retry_min_s / _max_s, for sinks built without settings
-SPOOL_RETRY_MAX_S = 10.0
+# A sink built without settings retries as the settings' defaults say (declared once, there).
+SPOOL_RETRY_MIN_S = StoreSettings.spool_retry_min_s
+SPOOL_RETRY_MAX_S = StoreSettings.spool_retry_max_s
 SPOOL_DRAIN_BATCH = 200  # spooled events written per store transaction: a long backlog drains in seconds
 
 
